@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Sprout",
+    products: [
+        .library(name: "Sprout", targets: ["Sprout"]),
+        .executable(name: "sprout", targets: ["sprout"]),
+        .executable(name: "sprout-bench", targets: ["sprout-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "CSproutContext",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .target(
+            name: "Sprout",
+            dependencies: [
+                "CSproutContext",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
+        .executableTarget(
+            name: "sprout",
+            dependencies: [
+                "Sprout",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "sprout-bench",
+            dependencies: [
+                "Sprout",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "SproutTests",
+            dependencies: ["Sprout"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

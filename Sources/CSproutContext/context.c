@@ -1,0 +1,97 @@
+// The C transfer between greenlets: swaps the Swift runtime's per-thread state that must follow
+// a greenlet (the exclusivity access set, errno), then the registers and stack.
+
+#include "CSproutContext.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+// Exported by libswiftCore and called by Swift concurrency around every task it runs
+// (AsyncTask::flagAsRunning / flagAsSuspended). Declared weak so that a runtime without them
+// still loads; `sprout_exclusivity_hooks_available` then turns checking off instead.
+extern void swift_task_enterThreadLocalContext(char *state) __attribute__((weak));
+extern void swift_task_exitThreadLocalContext(char *state) __attribute__((weak));
+// Exported by libswiftCore for debuggers: when true, swift_beginAccess records nothing.
+extern _Bool _swift_disableExclusivityChecking __attribute__((weak));
+
+static int hooks_state; // 0 unknown, 1 available, 2 missing
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void hooks_probe(void) {
+    void *enter = dlsym(RTLD_DEFAULT, "swift_task_enterThreadLocalContext");
+    void *exit_ = dlsym(RTLD_DEFAULT, "swift_task_exitThreadLocalContext");
+    if (enter && exit_ && &swift_task_enterThreadLocalContext && &swift_task_exitThreadLocalContext) {
+        hooks_state = 1;
+        return;
+    }
+    hooks_state = 2;
+    if (&_swift_disableExclusivityChecking) {
+        _swift_disableExclusivityChecking = 1;
+    }
+    fputs("sprout: warning: the Swift runtime does not export swift_task_{enter,exit}ThreadLocalContext;"
+          " dynamic exclusivity checking is switched off for this process so that greenlets can switch"
+          " inside accesses\n", stderr);
+}
+
+int sprout_exclusivity_hooks_available(void) {
+    pthread_once(&hooks_once, hooks_probe);
+    return hooks_state == 1;
+}
+
+// The running context of this thread. Initial-exec TLS: one move through %fs, no call.
+static __thread sprout_context_t *current_context __attribute__((tls_model("initial-exec")));
+
+sprout_context_t *sprout_context_current(void) { return current_context; }
+void sprout_context_set_current(sprout_context_t *ctx) { current_context = ctx; }
+
+void sprout_context_init_main(sprout_context_t *ctx) {
+    memset(ctx, 0, sizeof *ctx);
+}
+
+void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_high, void *guard_low,
+                         void (*entry)(void *arg), void *arg) {
+    ctx->exclusivity[0] = NULL;
+    ctx->exclusivity[1] = NULL;
+    ctx->saved_errno = 0;
+    ctx->stack_low = (uintptr_t)stack_low;
+    ctx->stack_high = (uintptr_t)stack_high;
+    ctx->guard_low = (uintptr_t)guard_low;
+    ctx->sp = sprout_stack_init(stack_high, entry, arg);
+}
+
+void sprout_context_switch(sprout_context_t *from, sprout_context_t *to) {
+    from->saved_errno = errno;
+    if (__builtin_expect(hooks_state == 1, 1)) {
+        // Detach the outgoing greenlet's open accesses from the thread's list, splice in the
+        // incoming one's. A zeroed segment on first exit claims everything then open, which is
+        // right for a thread's main context: its accesses were all begun by its own frames.
+        swift_task_exitThreadLocalContext((char *)from->exclusivity);
+        swift_task_enterThreadLocalContext((char *)to->exclusivity);
+    }
+    current_context = to;
+    sprout_stack_switch(&from->sp, to->sp);
+    // Back in `from`, possibly much later.
+    errno = from->saved_errno;
+}
+
+uint64_t sprout_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int sprout_errno(void) { return errno; }
+void sprout_set_errno(int value) { errno = value; }
+
+// The hub of this thread, as an opaque pointer owned by Swift.
+static __thread void *current_hub __attribute__((tls_model("initial-exec")));
+void *sprout_hub_get(void) { return current_hub; }
+void sprout_hub_set(void *hub) { current_hub = hub; }
+
+int sprout_pipe_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }

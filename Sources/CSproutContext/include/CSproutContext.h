@@ -1,0 +1,145 @@
+// CSproutContext: the context switch and greenlet stacks. Nothing else lives here.
+//
+// Everything in this target is plain C and assembly working on raw pointers: no Swift
+// globals, ARC or dynamic exclusivity checks run on the switch path.
+#ifndef CSPROUT_CONTEXT_H
+#define CSPROUT_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <semaphore.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The machine state of one greenlet while it is not running.
+///
+/// `exclusivity` is the greenlet's segment of Swift's dynamic exclusivity access set; it
+/// must start zeroed and stay at a stable address for the greenlet's whole life.
+typedef struct sprout_context {
+    void *sp;                 ///< Saved stack pointer while suspended.
+    void *exclusivity[2];     ///< Swift access-set segment (head, tail), zeroed at creation.
+    int saved_errno;          ///< The greenlet's errno while it is suspended.
+    int reserved;
+    uintptr_t stack_low;      ///< Lowest usable stack address (0 for a thread's own stack).
+    uintptr_t stack_high;     ///< One past the highest usable stack address.
+    uintptr_t guard_low;      ///< Lowest address of the guard region below the stack.
+    uint64_t id;              ///< Small unique number, for diagnostics.
+    const char *name;         ///< NUL-terminated name or NULL, for diagnostics.
+} sprout_context_t;
+
+/// Zeroes `ctx` so that it describes a thread's own (main) stack.
+void sprout_context_init_main(sprout_context_t *ctx);
+
+/// Prepares `ctx` to start `entry(arg)` on the stack whose usable range is
+/// [`stack_low`, `stack_high`) with a guard region starting at `guard_low`.
+/// `entry` must never return: a greenlet ends by switching away for the last time.
+void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_high, void *guard_low,
+                         void (*entry)(void *arg), void *arg);
+
+/// Saves the running greenlet into `from` and resumes `to`; returns when something switches
+/// back to `from`. Swaps the Swift exclusivity access set and errno. Never allocates, locks or
+/// makes a syscall.
+void sprout_context_switch(sprout_context_t *from, sprout_context_t *to);
+
+/// The context running on this thread, as last set by `sprout_context_switch` or
+/// `sprout_context_set_current`; NULL on threads without greenlets.
+sprout_context_t *sprout_context_current(void);
+
+/// Records `ctx` as the context running on this thread (used once, for the thread's main context).
+void sprout_context_set_current(sprout_context_t *ctx);
+
+/// 1 if libswiftCore exports the exclusivity hooks Swift concurrency uses, and the switch calls
+/// them; 0 if they are missing, in which case dynamic exclusivity checking has been switched off
+/// for the process (a warning is printed once).
+int sprout_exclusivity_hooks_available(void);
+
+/// Low-level assembly entry points (one file per architecture). `sprout_stack_switch` stores
+/// the current stack pointer through `save_sp` and continues on `load_sp`, saving and restoring
+/// exactly the callee-saved registers (and the FP control state) of the platform ABI.
+void sprout_stack_switch(void **save_sp, void *load_sp);
+/// Builds the first frame on a new stack whose 16-byte-aligned top is `top`, so that switching
+/// to the returned stack pointer calls `entry(arg)` with a zero frame pointer and a correctly
+/// aligned stack, and the FP control state of the caller.
+void *sprout_stack_init(void *top, void (*entry)(void *arg), void *arg);
+
+// MARK: - Stacks
+
+/// A slab of stacks carved from one anonymous mapping.
+typedef struct sprout_slab {
+    void *base;               ///< Start of the mapping.
+    size_t length;            ///< Length of the mapping.
+    size_t stack_size;        ///< Usable bytes per stack.
+    size_t guard_size;        ///< Guard bytes below each stack.
+    size_t count;             ///< Number of stacks in the slab.
+} sprout_slab_t;
+
+/// How guard regions are installed; decided once per process.
+typedef enum sprout_guard_mode {
+    SPROUT_GUARD_MADVISE = 1,   ///< madvise(MADV_GUARD_INSTALL): no extra kernel mapping per guard.
+    SPROUT_GUARD_MPROTECT = 2,  ///< mprotect(PROT_NONE): one extra mapping per guard.
+} sprout_guard_mode_t;
+
+/// Maps a slab of `count` stacks of `stack_size` usable bytes, each with `guard_size` bytes of
+/// guard below it (sizes must be page multiples). Returns 0, or an errno value.
+int sprout_slab_create(sprout_slab_t *slab, size_t stack_size, size_t guard_size, size_t count);
+/// Unmaps a slab. Every stack in it must be unused.
+void sprout_slab_destroy(sprout_slab_t *slab);
+/// The usable range and guard of stack `index` of `slab`.
+void sprout_slab_stack(const sprout_slab_t *slab, size_t index, void **low, void **high, void **guard_low);
+/// Gives the pages of a stack that is no longer used back to the kernel (they read as zero later).
+void sprout_stack_discard(void *low, size_t length);
+/// The guard mode in effect (probing it on first use).
+sprout_guard_mode_t sprout_guard_mode(void);
+
+// MARK: - Stack overflow diagnosis
+
+/// Installs (once per process) a SIGSEGV/SIGBUS handler that recognises faults in a greenlet's
+/// guard region and ends the process with a message naming the greenlet and its stack size,
+/// and gives this thread an alternate signal stack for it to run on. Other faults go to the
+/// previously installed handler. Safe to call repeatedly, from any thread.
+void sprout_overflow_handler_install_for_thread(void);
+
+/// Removes and frees the alternate signal stack that `sprout_overflow_handler_install_for_thread`
+/// gave this thread, if it gave one. Called before a thread that ran greenlets exits.
+void sprout_overflow_handler_release_for_thread(void);
+
+/// Returns the current thread's number of used bytes of the running greenlet's stack
+/// (for diagnostics and tests); 0 on a thread's own stack.
+size_t sprout_stack_used(void);
+
+/// The calling thread's hub (an opaque pointer owned by Swift), or NULL.
+void *sprout_hub_get(void);
+/// Sets the calling thread's hub.
+void sprout_hub_set(void *hub);
+
+// MARK: - Polling and signals
+
+/// epoll_wait with a timeout in nanoseconds (negative: forever), using epoll_pwait2 where the
+/// kernel has it and rounding up to milliseconds where it does not.
+int sprout_epoll_wait_ns(int epfd, struct epoll_event *events, int max, int64_t timeout_ns);
+/// Relays signal `signo` to `fd` (a non-blocking pipe's write end): the process-wide handler
+/// writes the signal number there as one byte. Returns 0 or an errno value.
+int sprout_signal_watch(int signo, int fd);
+/// Stops relaying `signo` to `fd`. The handler stays installed.
+void sprout_signal_unwatch(int signo, int fd);
+
+// MARK: - Small helpers that Swift cannot express without extra cost
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
+uint64_t sprout_now_ns(void);
+/// pipe2 with O_NONBLOCK | O_CLOEXEC. Returns 0 or -1 with errno set.
+int sprout_pipe_nonblocking(int fds[2]);
+/// errno of the calling thread.
+int sprout_errno(void);
+/// Sets errno of the calling thread.
+void sprout_set_errno(int value);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

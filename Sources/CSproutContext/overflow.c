@@ -1,0 +1,108 @@
+// Stack overflow diagnosis: a fault in (or just below) the running greenlet's guard region ends
+// the process with a message naming the greenlet, instead of an anonymous segfault.
+
+#include "CSproutContext.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define ALT_STACK_SIZE (64 * 1024)
+
+static struct sigaction previous_segv, previous_bus;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static __thread int thread_has_alt_stack;
+static __thread void *thread_alt_stack_memory;
+
+static size_t append(char *buf, size_t at, size_t cap, const char *s) {
+    while (*s && at + 1 < cap) buf[at++] = *s++;
+    return at;
+}
+
+static size_t append_u64(char *buf, size_t at, size_t cap, uint64_t v) {
+    char digits[24];
+    int n = 0;
+    do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v && n < 24);
+    while (n && at + 1 < cap) buf[at++] = digits[--n];
+    return at;
+}
+
+static void on_fault(int sig, siginfo_t *info, void *uctx) {
+    sprout_context_t *ctx = sprout_context_current();
+    uintptr_t addr = (uintptr_t)info->si_addr;
+    // Swift emits no stack probes, so a large frame may land anywhere below the stack's low
+    // end; a fault between (guard_low - 1 MiB) and stack_low is taken as this stack's overflow.
+    if (ctx && ctx->stack_low && addr < ctx->stack_low &&
+        addr + (1u << 20) >= ctx->guard_low) {
+        char msg[256];
+        size_t n = 0;
+        n = append(msg, n, sizeof msg, "sprout: stack overflow in greenlet '");
+        if (ctx->name) {
+            n = append(msg, n, sizeof msg, ctx->name);
+        } else {
+            n = append(msg, n, sizeof msg, "Greenlet-");
+            n = append_u64(msg, n, sizeof msg, ctx->id);
+        }
+        n = append(msg, n, sizeof msg, "' (stack size ");
+        n = append_u64(msg, n, sizeof msg, (ctx->stack_high - ctx->stack_low) / 1024);
+        n = append(msg, n, sizeof msg, " KiB); give it a larger stack with spawn(stackSize:)\n");
+        ssize_t ignored = write(2, msg, n);
+        (void)ignored;
+        signal(SIGABRT, SIG_DFL);
+        abort();
+    }
+    // Not ours: hand the fault to whoever was installed before us by restoring their action;
+    // returning re-executes the faulting instruction under it.
+    struct sigaction *prev = sig == SIGBUS ? &previous_bus : &previous_segv;
+    sigaction(sig, prev, NULL);
+    (void)uctx;
+}
+
+static void install_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &previous_segv);
+    sigaction(SIGBUS, &sa, &previous_bus);
+}
+
+void sprout_overflow_handler_install_for_thread(void) {
+    pthread_once(&handler_once, install_handler);
+    if (thread_has_alt_stack) return;
+    stack_t current;
+    if (sigaltstack(NULL, &current) == 0 && !(current.ss_flags & SS_DISABLE) && current.ss_size >= ALT_STACK_SIZE) {
+        thread_has_alt_stack = 1;   // someone (the Swift backtracer, say) already gave us one
+        return;
+    }
+    void *mem = mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return;
+    stack_t ss = { .ss_sp = mem, .ss_size = ALT_STACK_SIZE, .ss_flags = 0 };
+    if (sigaltstack(&ss, NULL) == 0) {
+        thread_has_alt_stack = 1;
+        thread_alt_stack_memory = mem;
+    } else {
+        munmap(mem, ALT_STACK_SIZE);
+    }
+}
+
+size_t sprout_stack_used(void) {
+    sprout_context_t *ctx = sprout_context_current();
+    if (!ctx || !ctx->stack_high) return 0;
+    char probe;
+    return ctx->stack_high - (uintptr_t)&probe;
+}
+
+void sprout_overflow_handler_release_for_thread(void) {
+    if (!thread_alt_stack_memory) return;
+    stack_t off = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
+    if (sigaltstack(&off, NULL) == 0) {
+        munmap(thread_alt_stack_memory, ALT_STACK_SIZE);
+        thread_alt_stack_memory = NULL;
+        thread_has_alt_stack = 0;
+    }
+}

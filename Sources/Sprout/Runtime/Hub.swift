@@ -1,0 +1,597 @@
+import CSproutContext
+import DequeModule
+import Glibc
+import Synchronization
+
+/// The event loop of one OS thread: it runs that thread's greenlets, timers, callbacks and
+/// IO readiness, in a greenlet of its own.
+///
+/// There is one hub per thread, created on first use (``Hub/current``). The thread's own code
+/// runs in its *main greenlet*: when it makes a blocking call, it parks and the hub runs
+/// everything else until the call can return. Greenlets never move between threads; other
+/// threads reach a hub only through its thread-safe inbox.
+///
+/// Each loop turn: run `callSoon` callbacks, then the greenlets that were ready when the turn
+/// began (FIFO, within a time budget of ``switchInterval``, so a storm of `sleep(for: .zero)`
+/// cannot starve IO; a greenlet that yields goes to the next turn), then poll for IO and fire
+/// due timers. A parking greenlet hands over directly to the next ready one in the same turn,
+/// without passing through the hub.
+public final class Hub {
+    /// The hub of the calling thread, created on first use.
+    ///
+    /// - Precondition: Not called from a Swift concurrency task or a Dispatch queue: their
+    ///   threads are shared, and a greenlet must never leave its thread. Use ``GreenThread``.
+    public static var current: Hub {
+        if let raw = sprout_hub_get() {
+            return Unmanaged<Hub>.fromOpaque(raw).takeUnretainedValue()
+        }
+        return Hub.createForCurrentThread()
+    }
+
+    /// The calling thread's hub if it has one.
+    static var existing: Hub? {
+        sprout_hub_get().map { Unmanaged<Hub>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    private static let greenletIDs = Atomic<UInt64>(0)
+
+    let thread: pthread_t
+    /// The thread's own code, on the thread's own stack.
+    private(set) var mainGreenlet: AnyGreenlet!
+    /// The greenlet that runs the loop.
+    private(set) var hubGreenlet: AnyGreenlet!
+    /// The running greenlet (kept alive by the registry or by the hub itself).
+    unowned(unsafe) var current: AnyGreenlet!
+
+    var ready = ReadyQueue()
+    var timers = TimerQueue()
+    private var callbacks = Deque<() -> Void>()
+    private var timerCallbacks: [UInt64: () -> Void] = [:]
+    let stacks = StackPool()
+    let poller: Poller
+    let inbox: HubInbox
+
+    /// Greenlets that finished and whose stacks can be reused once nobody runs on them.
+    private var deadList: [Unmanaged<AnyGreenlet>] = []
+    private var registryHead: Unmanaged<AnyGreenlet>?
+    /// Number of spawned greenlets not yet reclaimed.
+    private(set) var liveCount = 0
+
+    private var turnRemaining = 0
+    private var turnStart: UInt64 = 0
+    private var handoffs = 0
+    /// Cached monotonic time of the current loop turn, in nanoseconds.
+    private(set) var now: UInt64
+    private var nextTimerID: UInt64 = 0
+    /// Number of replies other threads owe this hub (thread-pool jobs, green threads); while
+    /// non-zero, an otherwise idle loop waits for them instead of reporting a deadlock.
+    var expectedPosts = 0
+    /// Registered signal handlers; while non-zero the loop waits for signals.
+    var signalWatchers = 0
+    var signalState: SignalState?
+
+    /// How long one loop turn may run ready greenlets before the hub polls for IO.
+    public var switchInterval: Duration = .milliseconds(5) {
+        didSet { switchIntervalNanos = switchInterval.nanoseconds }
+    }
+    private var switchIntervalNanos: UInt64 = 5_000_000
+
+    private init() throws {
+        thread = pthread_self()
+        let mainContext = UnsafeMutablePointer<sprout_context_t>.allocate(capacity: 1)
+        sprout_context_init_main(mainContext)
+        now = sprout_now_ns()
+        poller = try Poller()
+        inbox = try HubInbox()
+        try poller.registerInternal(fd: inbox.eventFD)
+        mainGreenlet = AnyGreenlet(hub: self, id: Hub.greenletIDs.add(1, ordering: .relaxed).newValue,
+                                   name: "main", context: mainContext)
+        mainGreenlet.state = .started
+        current = mainGreenlet
+        sprout_context_set_current(mainContext)
+        hubGreenlet = try makeHubGreenlet()
+    }
+
+    deinit {
+        ready.deallocate()
+        mainGreenlet.context.deallocate()
+    }
+
+    private static func createForCurrentThread() -> Hub {
+        let inTask = withUnsafeCurrentTask { $0 != nil }
+        precondition(!inTask, """
+            Sprout: a hub cannot run on a Swift concurrency thread (greenlets would be stranded \
+            when the task moves); wrap green code in GreenThread.run { … }
+            """)
+        _ = sprout_exclusivity_hooks_available()
+        sprout_overflow_handler_install_for_thread()
+        do {
+            let hub = try Hub()
+            sprout_hub_set(Unmanaged.passRetained(hub).toOpaque())
+            return hub
+        } catch {
+            fatalError("Sprout: cannot create the hub for this thread: \(error)")
+        }
+    }
+
+    private func makeHubGreenlet() throws -> AnyGreenlet {
+        let stack = try stacks.acquire(size: StackPool.defaultStackSize)
+        let context = Hub.contextSlot(of: stack)
+        let greenlet = AnyGreenlet(hub: self, id: Hub.greenletIDs.add(1, ordering: .relaxed).newValue,
+                                   name: "hub", context: context)
+        greenlet.stack = stack
+        greenlet.state = .started
+        sprout_context_init(context, stack.low, UnsafeMutableRawPointer(context), stack.guardLow, { arg in
+            // No strong reference may live in this frame: it is abandoned when the hub ends.
+            Unmanaged<Hub>.fromOpaque(arg!)._withUnsafeGuaranteedRef { $0.runLoop() }
+        }, Unmanaged.passUnretained(self).toOpaque())
+        return greenlet
+    }
+
+    /// The context of a spawned greenlet lives at the top of its own stack: no allocation.
+    static func contextSlot(of stack: Stack) -> UnsafeMutablePointer<sprout_context_t> {
+        let slot = (stack.high - 128).bindMemory(to: sprout_context_t.self, capacity: 1)
+        return slot
+    }
+
+    /// Ends the hub of a thread that is about to exit: kills the greenlets still alive (their
+    /// `defer` blocks run), then frees the stacks. Called from the thread's main greenlet.
+    func shutdown() {
+        precondition(current === mainGreenlet, "Sprout: a hub can only be shut down from its main greenlet")
+        reclaimDead()
+        for greenlet in liveGreenlets where greenlet.state != .dead {
+            greenlet.kill(block: true)
+            mainGreenlet.pendingError = nil
+        }
+        // Greenlets killed before they started leave the ready queue on the loop's next turn.
+        var rounds = 0
+        while liveGreenlets.contains(where: { $0.state == .dead }) && rounds < 3 {
+            try? yield()
+            reclaimDead()
+            rounds += 1
+        }
+        mainGreenlet.pendingError = nil
+        if liveCount > 0 {
+            // Their frames still hold references: freeing the stacks would corrupt memory.
+            writeToStandardError("sprout: warning: \(liveCount) greenlet(s) did not end when killed at thread"
+                                 + " exit; their stacks are leaked\n")
+            _ = Unmanaged.passRetained(stacks)
+        }
+        inbox.shut()
+        signalState = nil
+        poller.close()
+        sprout_context_set_current(nil)
+        sprout_overflow_handler_release_for_thread()
+        sprout_hub_set(nil)
+        Unmanaged.passUnretained(self).release()
+    }
+
+    // MARK: - Spawning and finishing
+
+    func spawn<Value>(name: String?, stackSize: Int?, start: Bool = true,
+                      _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+        reclaimDead()
+        let size = stackSize.map(StackPool.normalizedSize) ?? StackPool.defaultStackSize
+        let id = Hub.greenletIDs.add(1, ordering: .relaxed).newValue
+        let stack: Stack
+        do {
+            stack = try stacks.acquire(size: size)
+        } catch {
+            return failedGreenlet(id: id, name: name, error: error, body)
+        }
+        let context = Hub.contextSlot(of: stack)
+        let greenlet = Greenlet<Value>(hub: self, id: id, name: name, context: context, body: body)
+        greenlet.stack = stack
+        sprout_context_init(context, stack.low, UnsafeMutableRawPointer(context), stack.guardLow, { arg in
+            Hub.runGreenlet(arg!)
+        }, Unmanaged.passUnretained(greenlet).toOpaque())
+        register(greenlet)
+        if start { ready.push(.passUnretained(greenlet)) }
+        return greenlet
+    }
+
+    /// A greenlet that could not get a stack: already dead with the error.
+    private func failedGreenlet<Value>(id: UInt64, name: String?, error: any Error,
+                                       _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+        let context = UnsafeMutablePointer<sprout_context_t>.allocate(capacity: 1)
+        sprout_context_init_main(context)
+        let greenlet = Greenlet<Value>(hub: self, id: id, name: name, context: context, body: body)
+        greenlet.ownsContextAllocation = true
+        greenlet.cancelBeforeStart(error)
+        greenlet.state = .dead
+        return greenlet
+    }
+
+    private func register(_ greenlet: AnyGreenlet) {
+        let node = Unmanaged.passRetained(greenlet)
+        greenlet.registryNext = registryHead
+        greenlet.registryPrev = nil
+        registryHead?.takeUnretainedValue().registryPrev = node
+        registryHead = node
+        liveCount += 1
+    }
+
+    private func unregister(_ node: Unmanaged<AnyGreenlet>) {
+        let greenlet = node.takeUnretainedValue()
+        let next = greenlet.registryNext
+        let prev = greenlet.registryPrev
+        if let prev { prev.takeUnretainedValue().registryNext = next } else { registryHead = next }
+        if let next { next.takeUnretainedValue().registryPrev = prev }
+        greenlet.registryNext = nil
+        greenlet.registryPrev = nil
+        liveCount -= 1
+        node.release()
+    }
+
+    /// Every greenlet of this hub that has not been reclaimed yet (for diagnostics and tests).
+    var liveGreenlets: [AnyGreenlet] {
+        var result: [AnyGreenlet] = []
+        var node = registryHead
+        while let current = node {
+            let greenlet = current.takeUnretainedValue()
+            result.append(greenlet)
+            node = greenlet.registryNext
+        }
+        return result
+    }
+
+    /// Gives the stacks of finished greenlets back to the pool. Never called on one of them.
+    func reclaimDead() {
+        guard !deadList.isEmpty else { return }
+        let list = deadList
+        deadList.removeAll(keepingCapacity: true)
+        for node in list {
+            let greenlet = node.takeUnretainedValue()
+            if let stack = greenlet.stack {
+                greenlet.stack = nil
+                stacks.release(stack)
+            }
+            unregister(node)
+        }
+    }
+
+    /// The body of every spawned greenlet's first frame. Everything Swift holds is released
+    /// before the last switch, which goes straight to C: the frame is never resumed.
+    private static func runGreenlet(_ arg: UnsafeMutableRawPointer) {
+        var from: UnsafeMutablePointer<sprout_context_t>?
+        var to: UnsafeMutablePointer<sprout_context_t>?
+        runAndFinish(arg, from: &from, to: &to)
+        sprout_context_switch(from!, to!)
+        fatalError("Sprout: a finished greenlet was resumed")
+    }
+
+    @inline(never)
+    private static func runAndFinish(_ arg: UnsafeMutableRawPointer,
+                                     from: inout UnsafeMutablePointer<sprout_context_t>?,
+                                     to: inout UnsafeMutablePointer<sprout_context_t>?) {
+        let greenlet = Unmanaged<AnyGreenlet>.fromOpaque(arg).takeUnretainedValue()
+        let hub = greenlet.hub
+        greenlet.state = .started
+        greenlet.runBody()
+        hub.finish(greenlet)
+        from = greenlet.context
+        let next = hub.nextToRun()
+        hub.current = next.takeUnretainedValue()
+        to = next._withUnsafeGuaranteedRef { $0.context }
+    }
+
+    /// Marks `greenlet` finished: wakes joiners, schedules links, reports an unobserved failure.
+    private func finish(_ greenlet: AnyGreenlet) {
+        reclaimDead()
+        markDead(greenlet)
+        deadList.append(.passUnretained(greenlet))
+    }
+
+    func markDead(_ greenlet: AnyGreenlet) {
+        greenlet.state = .dead
+        greenlet.activeTimeouts.removeAll()
+        if let error = greenlet.storedError, !(error is GreenletExit), !greenlet.failureObserved,
+           greenlet.joinersIfAny?.isEmpty ?? true {
+            reportFailure(of: greenlet, error)
+        }
+        greenlet.joinersIfAny?.wakeAll(hub: self)
+        if greenlet.hasLinks {
+            callSoon { greenlet.fireLinks() }
+        }
+    }
+
+    private func reportFailure(of greenlet: AnyGreenlet, _ error: any Error) {
+        let message = "sprout: greenlet '\(greenlet.name)' failed: \(error)\n"
+        writeToStandardError(message)
+    }
+
+    // MARK: - Parking and waking
+
+    /// Parks the running greenlet until woken, until `deadline`, or until an error is thrown
+    /// into it.
+    ///
+    /// - Returns: True if woken, false if the deadline passed.
+    /// - Throws: The error thrown into the greenlet (kill, timeout, deadlock); ``HubError`` if
+    ///   called from the hub's loop.
+    func park(on what: StaticString, deadline: UInt64?) throws -> Bool {
+        let greenlet = current!
+        if greenlet === hubGreenlet { throw HubError.blockingInHub(what.description) }
+        if let error = greenlet.pendingError {
+            greenlet.pendingError = nil
+            throw error
+        }
+        greenlet.waitToken &+= 1
+        greenlet.isParked = true
+        greenlet.waitingOn = what
+        if let deadline {
+            timers.schedule(at: deadline, .wake(greenlet, token: greenlet.waitToken))
+        }
+        switchAway(from: greenlet)
+        if let error = greenlet.resumeError {
+            greenlet.resumeError = nil
+            if deadline != nil && greenlet.wokenNormally { timers.noteCancelled(isLive: isLive) }
+            throw error
+        }
+        if deadline != nil && greenlet.wokenNormally { timers.noteCancelled(isLive: isLive) }
+        return greenlet.wokenNormally
+    }
+
+    /// Lets every other ready greenlet run, then continues (`sleep(for: .zero)`).
+    func yield() throws {
+        let greenlet = current!
+        if greenlet === hubGreenlet { throw HubError.blockingInHub("sleep(for: .zero)") }
+        if let error = greenlet.pendingError {
+            greenlet.pendingError = nil
+            throw error
+        }
+        greenlet.waitToken &+= 1
+        greenlet.waitingOn = "sleep(for: .zero)"
+        ready.push(.passUnretained(greenlet))
+        switchAway(from: greenlet)
+        if let error = greenlet.resumeError {
+            greenlet.resumeError = nil
+            throw error
+        }
+    }
+
+    /// Makes a parked greenlet ready. `normally` false means its deadline passed.
+    func wake(_ greenlet: AnyGreenlet, normally: Bool = true) {
+        guard greenlet.isParked else { return }
+        precondition(greenlet.hub === self && sprout_hub_get() == Unmanaged.passUnretained(self).toOpaque(),
+                     "Sprout: greenlet '\(greenlet.name)' was woken from another thread; greenlets and Sprout's primitives are greenlet-safe, not thread-safe")
+        greenlet.isParked = false
+        greenlet.wokenNormally = normally
+        ready.push(.passUnretained(greenlet))
+    }
+
+    /// Delivers `error` to `greenlet` at its current switch point (kill, timeout).
+    func throwInto(_ greenlet: AnyGreenlet, _ error: any Error) {
+        switch greenlet.state {
+        case .dead:
+            return
+        case .scheduled:
+            // Never started: it never will. A queued one leaves the ready queue when popped;
+            // one waiting for its start timer is reclaimed now.
+            greenlet.cancelBeforeStart(error)
+            markDead(greenlet)
+            if let timer = greenlet.startTimer {
+                greenlet.startTimer = nil
+                cancelTimer(timer)
+                deadList.append(.passUnretained(greenlet))
+            }
+        case .started:
+            if greenlet === current {
+                if greenlet.pendingError == nil { greenlet.pendingError = error }
+            } else if greenlet.isParked {
+                greenlet.resumeError = error
+                wake(greenlet)
+            } else if greenlet.resumeError == nil {
+                greenlet.resumeError = error   // ready already: thrown when it resumes
+            } else if greenlet.pendingError == nil {
+                greenlet.pendingError = error
+            }
+        }
+    }
+
+    /// Switches from `greenlet` (which has parked or queued itself) to the next ready greenlet
+    /// of this turn, or to the hub.
+    @inline(__always)
+    private func switchAway(from greenlet: AnyGreenlet) {
+        let next = nextToRun()
+        current = next.takeUnretainedValue()
+        sprout_context_switch(greenlet.context, next._withUnsafeGuaranteedRef { $0.context })
+    }
+
+    @inline(__always)
+    private func nextToRun() -> Unmanaged<AnyGreenlet> {
+        if turnRemaining > 0 {
+            handoffs &+= 1
+            if handoffs & 63 == 0 && sprout_now_ns() &- turnStart > switchIntervalNanos {
+                turnRemaining = 0
+            } else if let next = popRunnable() {
+                turnRemaining -= 1
+                return next
+            }
+        }
+        return .passUnretained(hubGreenlet)
+    }
+
+    /// Pops the next ready greenlet, skipping (and reclaiming) ones killed before they started.
+    private func popRunnable() -> Unmanaged<AnyGreenlet>? {
+        while let node = ready.pop() {
+            if node._withUnsafeGuaranteedRef({ $0.state != .dead }) { return node }
+            deadList.append(node)
+        }
+        return nil
+    }
+
+    // MARK: - The loop
+
+    private func runLoop() {
+        while true {
+            reclaimDead()
+            runCallbacks()
+            runReadyTurn()
+            reclaimDead()
+            poll()
+        }
+    }
+
+    private func runReadyTurn() {
+        guard !ready.isEmpty else { return }
+        turnRemaining = ready.count
+        turnStart = sprout_now_ns()
+        handoffs = 0
+        guard let next = popRunnable() else { return }
+        turnRemaining -= 1
+        current = next.takeUnretainedValue()
+        sprout_context_switch(hubGreenlet.context, next._withUnsafeGuaranteedRef { $0.context })
+        turnRemaining = 0
+    }
+
+    private func runCallbacks() {
+        var budget = callbacks.count
+        while budget > 0, let callback = callbacks.popFirst() {
+            budget -= 1
+            callback()
+        }
+    }
+
+    private func poll() {
+        let timeout: Int64
+        if !ready.isEmpty || !callbacks.isEmpty {
+            timeout = 0
+        } else if let deadline = timers.nextDeadline {
+            let now = sprout_now_ns()
+            timeout = deadline > now ? Int64(deadline - now) : 0
+        } else if poller.waiterCount > 0 || expectedPosts > 0 || signalWatchers > 0 {
+            timeout = -1
+        } else {
+            reportDeadlock()
+            return
+        }
+        poller.wait(timeoutNanos: timeout, hub: self)
+        now = sprout_now_ns()
+        fireTimers()
+    }
+
+    /// Nothing can ever wake a parked greenlet: tell the main greenlet, as gevent's LoopExit.
+    private func reportDeadlock() {
+        if mainGreenlet.isParked {
+            throwInto(mainGreenlet, HubError.wouldBlockForever(mainGreenlet.waitingOn.description))
+        } else if let stuck = liveGreenlets.first(where: { $0.isParked }) {
+            // The main greenlet is not waiting (only possible while shutting down).
+            throwInto(stuck, HubError.wouldBlockForever(stuck.waitingOn.description))
+        } else {
+            fatalError("Sprout: the hub of this thread has nothing to run and nobody is waiting")
+        }
+    }
+
+    private func fireTimers() {
+        while let entry = timers.popExpired(now: now) {
+            switch entry.action {
+            case .wake(let greenlet, let token):
+                if greenlet.isParked && greenlet.waitToken == token {
+                    wake(greenlet, normally: false)
+                } else {
+                    timers.noteStaleRemoved()
+                }
+            case .timeout(let greenlet, let id, let duration):
+                if let index = greenlet.activeTimeouts.lastIndex(of: id) {
+                    greenlet.activeTimeouts.remove(at: index)
+                    throwInto(greenlet, Timeout(duration: duration, id: id))
+                } else {
+                    timers.noteStaleRemoved()
+                }
+            case .callback(let id):
+                if let callback = timerCallbacks.removeValue(forKey: id) {
+                    callback()
+                } else {
+                    timers.noteStaleRemoved()
+                }
+            }
+        }
+    }
+
+    private func isLive(_ action: TimerAction) -> Bool {
+        switch action {
+        case .wake(let greenlet, let token): return greenlet.isParked && greenlet.waitToken == token
+        case .timeout(let greenlet, let id, _): return greenlet.activeTimeouts.contains(id)
+        case .callback(let id): return timerCallbacks[id] != nil
+        }
+    }
+
+    // MARK: - Callbacks and timers
+
+    /// Runs `callback` on this hub's loop at the start of its next turn, in FIFO order.
+    ///
+    /// The callback runs in the hub, not in a greenlet: it must not block (a switch point there
+    /// throws ``HubError/blockingInHub(_:)``). Call it from the hub's own thread; other threads
+    /// use ``post(_:)``.
+    public func callSoon(_ callback: @escaping () -> Void) {
+        callbacks.append(callback)
+    }
+
+    /// Runs `callback` on this hub's loop after `delay`. Returns an id for ``cancelTimer(_:)``.
+    @discardableResult
+    func callLater(_ delay: Duration, _ callback: @escaping () -> Void) -> UInt64 {
+        nextTimerID &+= 1
+        timerCallbacks[nextTimerID] = callback
+        timers.schedule(at: deadline(after: delay), .callback(id: nextTimerID))
+        return nextTimerID
+    }
+
+    func cancelTimer(_ id: UInt64) {
+        if timerCallbacks.removeValue(forKey: id) != nil {
+            timers.noteCancelled(isLive: isLive)
+        }
+    }
+
+    /// A new identity for a `withTimeout` block.
+    func nextTimeoutID() -> UInt64 {
+        nextTimerID &+= 1
+        return nextTimerID
+    }
+
+    func noteTimeoutCancelled() {
+        timers.noteCancelled(isLive: isLive)
+    }
+
+    /// The monotonic time `duration` from now, in nanoseconds (saturating).
+    func deadline(after duration: Duration) -> UInt64 {
+        let start = sprout_now_ns()
+        let nanos = duration.nanoseconds
+        return start > UInt64.max - nanos ? UInt64.max : start + nanos
+    }
+
+    /// Throws ``HubError/wrongThread(_:)`` unless called on this hub's thread.
+    func checkThread(_ what: StaticString) throws {
+        guard sprout_hub_get() == Unmanaged.passUnretained(self).toOpaque() else {
+            throw HubError.wrongThread(what.description)
+        }
+    }
+
+    // MARK: - Other threads
+
+    /// Runs `work` on this hub's loop; callable from any thread. Returns false if the hub has
+    /// ended (its thread exited), in which case `work` is dropped.
+    @discardableResult
+    public func post(_ work: @escaping @Sendable () -> Void) -> Bool {
+        inbox.post(work)
+    }
+
+    /// A handle through which any thread can post work to this hub.
+    public var inboxHandle: HubInbox { inbox }
+
+    func drainInbox() {
+        for work in inbox.drain() {
+            callbacks.append(work)
+        }
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, clamped at zero.
+    var nanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
+        let whole = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        if whole.overflow { return UInt64.max }
+        return whole.partialValue &+ UInt64(attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,167 @@
+import CSproutContext
+import Glibc
+
+/// The hub's epoll instance: descriptor registration, readiness waits and the poll itself.
+///
+/// Edge-triggered (`EPOLLET`), registered once per descriptor. Sprout's IO always tries the
+/// syscall first and parks only after `EAGAIN`, and `EAGAIN` guarantees that the next change of
+/// readiness produces an edge, so no readiness is lost; in exchange a descriptor needs no
+/// `epoll_ctl` per wait (level-triggered would need re-arming or would report a writable
+/// socket on every poll while nobody waits to write). The hub's own descriptors (the inbox's
+/// eventfd, the signal pipe) are level-triggered: they are drained on every report.
+///
+/// Belongs to one hub; not thread-safe.
+final class Poller {
+    private struct Waiters {
+        var reader: Unmanaged<AnyGreenlet>?
+        var writer: Unmanaged<AnyGreenlet>?
+        var registered = false
+        var isInternal = false
+    }
+
+    let epollFD: Int32
+    private var events: UnsafeMutablePointer<epoll_event>
+    private var capacity = 256
+    private var table: [Waiters] = []
+    /// Greenlets parked on descriptor readiness.
+    private(set) var waiterCount = 0
+    private var closed = false
+
+    init() throws {
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epollFD >= 0 else { throw SystemError(errno: errno, operation: "epoll_create1") }
+        events = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        events.deallocate()
+        close()
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        _ = Glibc.close(epollFD)
+    }
+
+    private func slot(_ fd: Int32) -> Int {
+        let index = Int(fd)
+        if index >= table.count {
+            table.append(contentsOf: repeatElement(Waiters(), count: max(index + 1 - table.count, table.count)))
+        }
+        return index
+    }
+
+    /// Registers one of the hub's own descriptors, level-triggered, for reading.
+    func registerInternal(fd: Int32) throws {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = fd
+        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
+            throw SystemError(errno: errno, operation: "epoll_ctl(ADD) of the hub's descriptor \(fd)")
+        }
+        table[slot(fd)].isInternal = true
+        table[slot(fd)].registered = true
+    }
+
+    /// Registers `fd` (edge-triggered, read and write) if it is not registered yet.
+    func register(fd: Int32) throws {
+        let index = slot(fd)
+        if table[index].registered { return }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        event.data.fd = fd
+        if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) != 0 {
+            let error = errno
+            // A descriptor number reused after a close the poller was not told about.
+            guard error == EEXIST, epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) == 0 else {
+                throw SystemError(errno: error, operation: "epoll_ctl(ADD) of descriptor \(fd)")
+            }
+        }
+        table[index].registered = true
+    }
+
+    /// Forgets `fd` before it is closed, waking its waiters with `error`.
+    func forget(fd: Int32, waking error: (any Error)?, hub: Hub) {
+        let index = Int(fd)
+        guard index < table.count, table[index].registered, !table[index].isInternal else { return }
+        if let error {
+            if let reader = table[index].reader { hub.throwInto(reader.takeUnretainedValue(), error) }
+            if let writer = table[index].writer { hub.throwInto(writer.takeUnretainedValue(), error) }
+        }
+        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+        table[index].registered = false
+    }
+
+    /// Parks the current greenlet until `fd` is readable (or writable), the deadline passes,
+    /// or an error is thrown into it.
+    ///
+    /// - Returns: True if the descriptor became ready, false on deadline.
+    /// - Throws: ``HubError`` if another greenlet already waits on the same descriptor in the
+    ///   same direction; errors thrown into the greenlet.
+    func wait(fd: Int32, writable: Bool, deadline: UInt64?, hub: Hub) throws -> Bool {
+        try register(fd: fd)
+        let index = Int(fd)
+        let me = Unmanaged.passUnretained(hub.current)
+        if writable {
+            guard table[index].writer == nil else {
+                throw HubError.concurrentWait("descriptor \(fd) (writing)")
+            }
+            table[index].writer = me
+        } else {
+            guard table[index].reader == nil else {
+                throw HubError.concurrentWait("descriptor \(fd) (reading)")
+            }
+            table[index].reader = me
+        }
+        waiterCount += 1
+        defer {
+            waiterCount -= 1
+            if index < table.count {
+                if writable {
+                    if table[index].writer?.toOpaque() == me.toOpaque() { table[index].writer = nil }
+                } else if table[index].reader?.toOpaque() == me.toOpaque() {
+                    table[index].reader = nil
+                }
+            }
+        }
+        return try hub.park(on: writable ? "a descriptor to become writable" : "a descriptor to become readable",
+                            deadline: deadline)
+    }
+
+    /// Waits for events for at most `timeoutNanos` (negative: until one arrives) and wakes the
+    /// greenlets waiting on them.
+    func wait(timeoutNanos: Int64, hub: Hub) {
+        let count = sprout_epoll_wait_ns(epollFD, events, Int32(capacity), timeoutNanos)
+        guard count > 0 else {
+            if count < 0 && errno != EINTR {
+                fatalError("Sprout: epoll_wait failed: \(SystemError(errno: errno, operation: "epoll_wait"))")
+            }
+            return
+        }
+        for index in 0..<Int(count) {
+            let event = events[index]
+            let fd = event.data.fd
+            let slot = Int(fd)
+            guard slot < table.count else { continue }
+            if table[slot].isInternal {
+                hub.internalDescriptorReady(fd)
+                continue
+            }
+            let flags = event.events
+            let failed = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+            if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed, let reader = table[slot].reader {
+                hub.wake(reader.takeUnretainedValue())
+            }
+            if flags & EPOLLOUT.rawValue != 0 || failed, let writer = table[slot].writer {
+                hub.wake(writer.takeUnretainedValue())
+            }
+        }
+        if Int(count) == capacity {
+            // A full batch: grow, so that one poll can report more next time.
+            events.deallocate()
+            capacity *= 2
+            events = .allocate(capacity: capacity)
+        }
+    }
+}

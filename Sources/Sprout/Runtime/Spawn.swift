@@ -1,0 +1,74 @@
+/// Starts `body` in a new greenlet of the calling thread's hub.
+///
+/// The greenlet first runs on the hub's next turn, after the greenlets already ready: the
+/// caller keeps running until its next switch point. Its stack comes from the hub's pool.
+///
+/// - Parameters:
+///   - name: A name for diagnostics (stack overflows, failure reports); default `Greenlet-<id>`.
+///   - stackSize: Usable stack bytes, rounded up to pages (at least 32 KiB); default 256 KiB.
+///     Every stack also gets a 64 KiB guard region below it.
+///   - body: The greenlet's work. Its value or error is kept for ``Greenlet/get()``; an error
+///     that nobody joins or links is printed once on stderr with the greenlet's name.
+/// - Returns: The new greenlet. If no stack could be mapped, a greenlet that is already
+///   finished with the ``SystemError``.
+/// - Note: Not a switch point. Call it from the thread that is to run the greenlet.
+@discardableResult
+public func spawn<Value>(name: String? = nil, stackSize: Int? = nil,
+                         _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+    Hub.current.spawn(name: name, stackSize: stackSize, body)
+}
+
+/// Starts `body` in a new greenlet after `delay` (gevent's `spawn_later`).
+///
+/// Until then the greenlet exists but has not started: killing it means it never runs.
+/// Parameters and result as ``spawn(name:stackSize:_:)``.
+@discardableResult
+public func spawnLater<Value>(_ delay: Duration, name: String? = nil, stackSize: Int? = nil,
+                              _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+    Hub.current.spawnLater(delay, name: name, stackSize: stackSize, body)
+}
+
+/// Waits until every greenlet in `greenlets` has finished, or `timeout` passes.
+///
+/// Never rethrows the greenlets' errors: inspect ``AnyGreenlet/error`` or call `get()`.
+///
+/// - Returns: True if all finished, false if the timeout passed first.
+/// - Throws: `GreenletExit` or an outer `Timeout` delivered to the caller while waiting;
+///   ``HubError`` from the hub's loop or on a deadlock.
+/// - Note: A switch point.
+@discardableResult
+public func joinAll(_ greenlets: [AnyGreenlet], timeout: Duration? = nil) throws -> Bool {
+    let hub = Hub.current
+    let deadline = timeout.map { hub.deadline(after: $0) }
+    for greenlet in greenlets {
+        guard try greenlet.join(deadline: deadline) else { return false }
+    }
+    return true
+}
+
+/// Kills every greenlet in `greenlets` (each receives `GreenletExit` at its switch point, all
+/// before any is waited for), then waits for them all to finish.
+///
+/// Greenlets that have not started never run. See ``AnyGreenlet/kill(block:)``.
+public func killAll(_ greenlets: [AnyGreenlet], block: Bool = true) {
+    for greenlet in greenlets {
+        greenlet.kill(block: false)
+    }
+    guard block else { return }
+    for greenlet in greenlets {
+        greenlet.kill(block: true)
+    }
+}
+
+extension Hub {
+    func spawnLater<Value>(_ delay: Duration, name: String?, stackSize: Int?,
+                           _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+        let greenlet = spawn(name: name, stackSize: stackSize, start: false, body)
+        guard greenlet.state == .scheduled else { return greenlet }
+        greenlet.startTimer = callLater(delay) { [self] in
+            greenlet.startTimer = nil
+            if greenlet.state == .scheduled { ready.push(.passUnretained(greenlet)) }
+        }
+        return greenlet
+    }
+}

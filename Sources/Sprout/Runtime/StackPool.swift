@@ -1,0 +1,102 @@
+import CSproutContext
+import Glibc
+
+/// One greenlet stack: its usable range and the guard region below it.
+struct Stack {
+    let low: UnsafeMutableRawPointer
+    let high: UnsafeMutableRawPointer
+    let guardLow: UnsafeMutableRawPointer
+
+    var size: Int { high - low }
+}
+
+/// A per-hub pool of greenlet stacks, carved from large slabs and reused LIFO.
+///
+/// Stacks are reserved lazily (`MAP_NORESERVE`): only touched pages cost memory. A stack that
+/// returns to the pool keeps its touched pages while the pool holds at most ``hotLimit`` free
+/// stacks of its size (so spawn/finish cycles make no syscall); past that, its pages are given
+/// back to the kernel. Slabs are unmapped when the hub ends.
+///
+/// Belongs to one hub's thread; not thread-safe.
+final class StackPool {
+    /// Default usable stack size: 256 KiB (Swift and glibc calls need 8–64 KiB; debug frames ~2x).
+    static let defaultStackSize = 256 * 1024
+    /// Smallest accepted stack size.
+    static let minimumStackSize = 32 * 1024
+    /// Guard bytes below every stack: Swift on Linux emits no stack probes, so one large frame
+    /// can jump a single guard page.
+    static let guardSize = 64 * 1024
+    /// Free stacks per size kept with their pages resident.
+    static let hotLimit = 64
+
+    private var slabs: [sprout_slab_t] = []
+    private var free: [Int: [Stack]] = [:]
+    private var fresh: [Int: (slab: Int, next: Int)] = [:]
+    private(set) var inUse = 0
+
+    /// Number of free stacks held by the pool (for tests and leak checks).
+    var freeCount: Int { free.values.reduce(0) { $0 + $1.count } }
+
+    /// Rounds a requested size up to whole pages, at least ``minimumStackSize``.
+    static func normalizedSize(_ requested: Int) -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let size = max(requested, minimumStackSize)
+        return (size + page - 1) / page * page
+    }
+
+    /// Takes a stack of `size` usable bytes (already normalized).
+    func acquire(size: Int) throws -> Stack {
+        inUse += 1
+        if var list = free[size], let stack = list.popLast() {
+            free[size] = list
+            return stack
+        }
+        do {
+            return try carve(size: size)
+        } catch {
+            inUse -= 1
+            throw error
+        }
+    }
+
+    /// Returns a stack that no greenlet uses any more.
+    func release(_ stack: Stack) {
+        inUse -= 1
+        let size = stack.size
+        var list = free[size, default: []]
+        if list.count >= StackPool.hotLimit {
+            sprout_stack_discard(stack.low, size)
+        }
+        list.append(stack)
+        free[size] = list
+    }
+
+    private func carve(size: Int) throws -> Stack {
+        if let cursor = fresh[size] {
+            var stack = (low: UnsafeMutableRawPointer?.none, high: UnsafeMutableRawPointer?.none,
+                         guardLow: UnsafeMutableRawPointer?.none)
+            withUnsafePointer(to: slabs[cursor.slab]) { slab in
+                sprout_slab_stack(slab, cursor.next, &stack.low, &stack.high, &stack.guardLow)
+            }
+            let count = slabs[cursor.slab].count
+            fresh[size] = cursor.next + 1 < count ? (cursor.slab, cursor.next + 1) : nil
+            return Stack(low: stack.low!, high: stack.high!, guardLow: stack.guardLow!)
+        }
+        // About 8 MiB of address space per slab; at least one stack.
+        let count = max(1, (8 << 20) / (size + StackPool.guardSize))
+        var slab = sprout_slab_t()
+        let rc = sprout_slab_create(&slab, size, StackPool.guardSize, count)
+        guard rc == 0 else {
+            throw SystemError(errno: rc, operation: "mmap (greenlet stack slab)")
+        }
+        slabs.append(slab)
+        fresh[size] = (slabs.count - 1, 0)
+        return try carve(size: size)
+    }
+
+    deinit {
+        for index in slabs.indices {
+            sprout_slab_destroy(&slabs[index])
+        }
+    }
+}
