@@ -595,3 +595,10 @@ extension Duration {
         return whole.partialValue &+ UInt64(attoseconds / 1_000_000_000)
     }
 }
+
+extension Hub {
+    /// Stacks of spawned greenlets currently taken from the pool (the hub's own included).
+    public var stacksInUse: Int { stacks.inUse }
+    /// Spawned greenlets not yet reclaimed (finished ones are reclaimed on the next loop turn).
+    public var liveGreenletCount: Int { liveCount }
+}
