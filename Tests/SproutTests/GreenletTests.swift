@@ -4,7 +4,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct GreenletTests {
     @Test func spawnRunsAndGetReturnsValue() async throws {
-        try await green {
+        try await green { () throws in
             let g: Greenlet<Int> = spawn { 40 + 2 }
             #expect(!g.isReady)
             let value = try g.get()
@@ -26,7 +26,7 @@ struct GreenletTests {
     }
 
     @Test func getRethrowsJoinDoesNot() async throws {
-        try await green {
+        try await green { () throws in
             let g = spawn { () throws -> Int in throw TestError(code: 1) }
             try g.join()
             #expect(g.isReady && !g.isSuccessful)
@@ -36,7 +36,7 @@ struct GreenletTests {
     }
 
     @Test func spawnedGreenletsRunInFIFOOrder() async throws {
-        try await green {
+        try await green { () throws in
             var order: [Int] = []
             let all = (0..<100).map { index in spawn { order.append(index) } }
             try joinAll(all)
@@ -45,7 +45,7 @@ struct GreenletTests {
     }
 
     @Test func tenThousandGreenletsSleepAndFinish() async throws {
-        try await green {
+        try await green { () throws in
             let before = HubCounters.current
             var finished = 0
             let all = spawnMany(10_000) { index in
@@ -59,7 +59,7 @@ struct GreenletTests {
     }
 
     @Test func joinWithTimeoutReturnsFalseThenTrue() async throws {
-        try await green {
+        try await green { () throws in
             let g = spawn { try sleep(for: .milliseconds(50)) }
             let early = try g.join(timeout: .milliseconds(5))
             let late = try g.join(timeout: .seconds(5))
@@ -68,7 +68,7 @@ struct GreenletTests {
     }
 
     @Test func killThrowsGreenletExitAtTheSwitchPoint() async throws {
-        try await green {
+        try await green { () throws in
             var sawExit = false
             var cleanedUp = false
             let g = spawn {
@@ -90,7 +90,7 @@ struct GreenletTests {
     }
 
     @Test func killBeforeStartMeansItNeverRuns() async throws {
-        try await green {
+        try await green { () throws in
             let before = HubCounters.current
             var ran = false
             let g = spawn { ran = true }
@@ -106,7 +106,7 @@ struct GreenletTests {
     }
 
     @Test func killNonBlockingReturnsAtOnce() async throws {
-        try await green {
+        try await green { () throws in
             let g = spawn { try sleep(for: .seconds(60)) }
             try sleep(for: .zero)
             g.kill(block: false)
@@ -117,7 +117,7 @@ struct GreenletTests {
     }
 
     @Test func spawnLaterStartsAfterTheDelay() async throws {
-        try await green {
+        try await green { () throws in
             let start = ContinuousClock.now
             let g = spawnLater(.milliseconds(20)) { ContinuousClock.now }
             let startedAt = try g.get()
@@ -126,7 +126,7 @@ struct GreenletTests {
     }
 
     @Test func linkCallbackRunsOnceFinished() async throws {
-        try await green {
+        try await green { () throws in
             let done = Event()
             var seen: Int?
             let g = spawn { 5 }
@@ -144,7 +144,7 @@ struct GreenletTests {
     }
 
     @Test func blockingInsideTheHubIsAnError() async throws {
-        try await green {
+        try await green { () throws in
             let done = Event()
             var caught: (any Error)?
             let g = spawn { 1 }
@@ -177,7 +177,7 @@ struct GreenletTests {
     }
 
     @Test func currentNamesTheRunningGreenlet() async throws {
-        try await green {
+        try await green { () throws in
             #expect(Greenlet.current.name == "main")
             let g = spawn(name: "worker") { Greenlet.current.name }
             let name = try g.get()
@@ -189,7 +189,7 @@ struct GreenletTests {
     }
 
     @Test func killAllKillsEveryone() async throws {
-        try await green {
+        try await green { () throws in
             let all: [AnyGreenlet] = spawnMany(100) { _ in try sleep(for: .seconds(60)) }
             try sleep(for: .zero)
             killAll(all)
@@ -217,7 +217,7 @@ struct GreenletTests {
     }
 
     @Test func nestedGreenThreadParksOnlyTheCaller() async throws {
-        try await green {
+        try await green { () throws in
             var ticks = 0
             let ticker = spawn {
                 for _ in 0..<5 {
@@ -236,7 +236,7 @@ struct GreenletTests {
     }
 
     @Test func greenletLocalsAreSeparate() async throws {
-        try await green {
+        try await green { () throws in
             let local = GreenletLocal(0)
             local.value = 1
             let others = spawnMany(10) { index -> Int in

@@ -1,0 +1,119 @@
+import Sprout
+import Testing
+
+@Suite(.timeLimit(.minutes(1)))
+struct TimeoutTests {
+    @Test func timeoutFiresAtTheSwitchPoint() async throws {
+        try await green { () throws in
+            let start = ContinuousClock.now
+            #expect(throws: Timeout.self) {
+                try withTimeout(.milliseconds(10)) { try sleep(for: .seconds(10)) }
+            }
+            let elapsed = ContinuousClock.now - start
+            #expect(elapsed >= .milliseconds(10) && elapsed < .seconds(5))
+        }
+    }
+
+    @Test func blockThatEndsInTimeIsNotInterruptedLater() async throws {
+        try await green { () throws in
+            let value = try withTimeout(.milliseconds(5)) { 42 }
+            #expect(value == 42)
+            try sleep(for: .milliseconds(20))   // the cancelled timer must not fire here
+        }
+    }
+
+    @Test func nilTimeoutNeverFires() async throws {
+        try await green { () throws in
+            try withTimeout(nil) { try sleep(for: .milliseconds(5)) }
+        }
+    }
+
+    @Test func nestedTimeoutsFireAsThemselves() async throws {
+        try await green { () throws in
+            // The outer expires first, inside the inner block: the outer's Timeout escapes.
+            do {
+                try withTimeout(.milliseconds(10)) {
+                    try withTimeout(.seconds(10)) { try sleep(for: .seconds(20)) }
+                }
+                Issue.record("no timeout")
+            } catch let timeout as Timeout {
+                #expect(timeout.duration == .milliseconds(10))
+            }
+            // The inner expires first: the inner's Timeout; the outer block can catch it and go on.
+            var innerCaught = false
+            try withTimeout(.seconds(10)) {
+                do {
+                    try withTimeout(.milliseconds(5)) { try sleep(for: .seconds(20)) }
+                } catch let timeout as Timeout {
+                    #expect(timeout.duration == .milliseconds(5))
+                    innerCaught = true
+                }
+                try sleep(for: .milliseconds(1))
+            }
+            #expect(innerCaught)
+        }
+    }
+
+    @Test func timeoutThatFiresAfterAWakeIsDroppedWhenTheBlockEnds() async throws {
+        try await green { () throws in
+            // The timeout fires while the greenlet is already woken but has not run yet; the
+            // block then ends without another switch point, so the Timeout must not leak out.
+            let event = Event()
+            let g = spawn { () throws -> Bool in
+                try withTimeout(.milliseconds(1)) { try event.wait() }
+            }
+            try sleep(for: .zero)
+            event.set()
+            let spin = ContinuousClock.now
+            while ContinuousClock.now - spin < .milliseconds(3) {}   // let the deadline pass
+            let result = Result { try g.get() }
+            // Either outcome is allowed by gevent's semantics, but no later switch point may
+            // see a stale Timeout.
+            _ = result
+            try sleep(for: .milliseconds(2))
+        }
+    }
+
+    @Test func manyShortTimeoutsDoNotAccumulate() async throws {
+        try await green { () throws in
+            for _ in 0..<50_000 {
+                _ = try withTimeout(.seconds(60)) { 1 }
+            }
+            try sleep(for: .milliseconds(1))
+        }
+    }
+
+    @Test func sleepZeroLetsOthersRunAndIOPolls() async throws {
+        try await green { () throws in
+            var order: [String] = []
+            let a = spawn {
+                for _ in 0..<3 {
+                    order.append("a")
+                    try sleep(for: .zero)
+                }
+            }
+            let b = spawn {
+                for _ in 0..<3 {
+                    order.append("b")
+                    try sleep(for: .zero)
+                }
+            }
+            try joinAll([a, b])
+            #expect(order == ["a", "b", "a", "b", "a", "b"])
+        }
+    }
+
+    @Test func sleepZeroStormDoesNotStarveTimers() async throws {
+        try await green { () throws in
+            var stop = false
+            let spinners = spawnMany(100) { _ in
+                while !stop { try sleep(for: .zero) }
+            }
+            let start = ContinuousClock.now
+            try sleep(for: .milliseconds(10))
+            stop = true
+            #expect(ContinuousClock.now - start < .seconds(2))
+            try joinAll(spinners)
+        }
+    }
+}
