@@ -95,3 +95,12 @@ void *sprout_hub_get(void) { return current_hub; }
 void sprout_hub_set(void *hub) { current_hub = hub; }
 
 int sprout_pipe_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
+
+void sprout_testsonly_set_exclusivity_hooks(int enabled) {
+    pthread_once(&hooks_once, hooks_probe);
+    if (enabled) {
+        if (&swift_task_enterThreadLocalContext && &swift_task_exitThreadLocalContext) hooks_state = 1;
+    } else {
+        hooks_state = 3;   // neither called nor compensated: only for tests proving they matter
+    }
+}

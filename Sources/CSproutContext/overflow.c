@@ -47,7 +47,7 @@ static void on_fault(int sig, siginfo_t *info, void *uctx) {
             n = append_u64(msg, n, sizeof msg, ctx->id);
         }
         n = append(msg, n, sizeof msg, "' (stack size ");
-        n = append_u64(msg, n, sizeof msg, (ctx->stack_high - ctx->stack_low) / 1024);
+        n = append_u64(msg, n, sizeof msg, (ctx->stack_high - ctx->stack_low + 1023) / 1024);
         n = append(msg, n, sizeof msg, " KiB); give it a larger stack with spawn(stackSize:)\n");
         ssize_t ignored = write(2, msg, n);
         (void)ignored;

@@ -57,6 +57,10 @@ void sprout_context_set_current(sprout_context_t *ctx);
 /// for the process (a warning is printed once).
 int sprout_exclusivity_hooks_available(void);
 
+/// Tests only: stops (0) or resumes (1) calling the exclusivity hooks, without switching
+/// checking off, to show what goes wrong without them.
+void sprout_testsonly_set_exclusivity_hooks(int enabled);
+
 /// Low-level assembly entry points (one file per architecture). `sprout_stack_switch` stores
 /// the current stack pointer through `save_sp` and continues on `load_sp`, saving and restoring
 /// exactly the callee-saved registers (and the FP control state) of the platform ABI.

@@ -1,0 +1,16 @@
+import CSproutContext
+
+/// Hooks that exist for Sprout's own tests. Not API.
+@_spi(Testing)
+public enum RuntimeTesting {
+    /// Stops calling Swift's exclusivity hooks on switches (without disabling the checker), so
+    /// that a test can show the trap they prevent. Only for a child process of a test.
+    public static func testsOnly_disableExclusivityHooks() {
+        sprout_testsonly_set_exclusivity_hooks(0)
+    }
+
+    /// Whether the switch calls `swift_task_{exit,enter}ThreadLocalContext`.
+    public static var exclusivityHooksAvailable: Bool {
+        sprout_exclusivity_hooks_available() != 0
+    }
+}
