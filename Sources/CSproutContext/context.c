@@ -104,3 +104,14 @@ void sprout_testsonly_set_exclusivity_hooks(int enabled) {
         hooks_state = 3;   // neither called nor compensated: only for tests proving they matter
     }
 }
+
+long sprout_resident_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    long size = 0, resident = 0;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+    fclose(f);
+    return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
+}
+
+void sprout_thread_set_name(const char *name) { pthread_setname_np(pthread_self(), name); }

@@ -137,6 +137,10 @@ void sprout_signal_unwatch(int signo, int fd);
 uint64_t sprout_now_ns(void);
 /// pipe2 with O_NONBLOCK | O_CLOEXEC. Returns 0 or -1 with errno set.
 int sprout_pipe_nonblocking(int fds[2]);
+/// Resident set size of the process in bytes, or -1.
+long sprout_resident_bytes(void);
+/// Names the calling thread (at most 15 bytes are kept), for debuggers and profilers.
+void sprout_thread_set_name(const char *name);
 /// errno of the calling thread.
 int sprout_errno(void);
 /// Sets errno of the calling thread.

@@ -89,6 +89,7 @@ public enum GreenThread {
         var thread = pthread_t()
         let rc = pthread_create(&thread, &attributes, { arg in
             let job = Unmanaged<ThreadJob>.fromOpaque(arg!).takeRetainedValue()
+            sprout_thread_set_name("sprout-green")
             job.run()
             return nil
         }, job.toOpaque())

@@ -1,10 +1,14 @@
 import CSproutContext
 
+// Exclusivity: the runtime's own hot fields are marked `@exclusivity(unchecked)`. They are
+// only touched by their hub's thread in short, non-overlapping accesses (never across a
+// switch), so the dynamic checks would cost a TLS lookup each and find nothing.
+
 /// A green thread: a function running on its own stack, switched cooperatively by its hub.
 ///
 /// `AnyGreenlet` is the type-erased face of ``Greenlet``: what ``Greenlet/current`` returns and
-/// what ``joinAll(_:timeout:)`` and ``killAll(_:)`` take. Greenlets belong to the hub of the
-/// thread that spawned them and never move to another thread; use them only from that thread.
+/// what ``joinAll(_:timeout:)`` and ``killAll(_:block:)`` take. Greenlets belong to the hub of
+/// the thread that spawned them and never move to another thread; use them only from there.
 public class AnyGreenlet {
     enum State {
         /// Spawned, waiting for its first turn.
@@ -16,108 +20,150 @@ public class AnyGreenlet {
     }
 
     /// A small number unique within the process's run, for diagnostics.
-    public let id: UInt64
-    private var _name: String?
+    public internal(set) var id: UInt64 = 0
     /// The name given at spawn, or `Greenlet-<id>`.
-    public var name: String { _name ?? "Greenlet-\(id)" }
+    public var name: String { extrasIfAny?.name ?? "Greenlet-\(id)" }
 
-    unowned(unsafe) let hub: Hub
-    let context: UnsafeMutablePointer<sprout_context_t>
-    var stack: Stack?
-    var state: State = .scheduled
-    private var cName: UnsafeMutablePointer<CChar>?
+    /// State most greenlets never need, kept out of line so that spawning and freeing a
+    /// greenlet touches (and releases) as few fields as possible.
+    final class Extras {
+        var name: String?
+        var cName: UnsafeMutablePointer<CChar>?
+        /// Greenlets waiting in `join`/`kill` after the first (see `soleJoiner`).
+        var joiners: WaiterList?
+        var linkCallbacks: [() -> Void] = []
+        /// Active `withTimeout` blocks, innermost last.
+        var activeTimeouts: [UInt64] = []
+        /// Greenlet-local values (``GreenletLocal``).
+        var locals: [UInt64: Any] = [:]
+        /// The timer that will start a `spawnLater` greenlet.
+        var startTimer: UInt64?
+
+        deinit { cName?.deallocate() }
+    }
+    @exclusivity(unchecked) var extrasIfAny: Extras?
+    var extras: Extras {
+        if let extrasIfAny { return extrasIfAny }
+        let extras = Extras()
+        extrasIfAny = extras
+        return extras
+    }
+
+    /// The hub the greenlet belongs to, for its whole life (a `let`: reading it needs no retain).
+    let hub: Hub
+    @exclusivity(unchecked) var context: UnsafeMutablePointer<sprout_context_t>!
+    @exclusivity(unchecked) var stack: Stack?
+    @exclusivity(unchecked) var state: State = .scheduled
     /// True if `context` was allocated on the heap for this greenlet (not on its stack).
     var ownsContextAllocation = false
 
+    /// Runs the typed body of the ``Greenlet`` it is given and stores the outcome. In code
+    /// specialised for a concrete `Value` it captures nothing, so setting it allocates nothing.
+    /// Nil once run or cancelled.
+    @exclusivity(unchecked) @usableFromInline var runner: ((AnyGreenlet) -> Void)?
+    /// The value the body returned, boxed (nil for `Void` bodies and failures).
+    @exclusivity(unchecked) @usableFromInline var resultBox: AnyObject?
+
     // Parking. Only the hub's thread touches these.
     /// True while parked and not yet woken.
-    var isParked = false
+    @exclusivity(unchecked) var isParked = false
     /// Numbers the greenlet's waits, so that a timer of an earlier wait is recognised as stale.
-    var waitToken: UInt64 = 0
+    @exclusivity(unchecked) var waitToken: UInt64 = 0
     /// What the current or last wait was for, for deadlock reports.
-    var waitingOn: StaticString = "nothing"
+    @exclusivity(unchecked) var waitingOn: StaticString = "nothing"
     /// Whether the last park ended by a wake (true) or its deadline (false).
-    var wokenNormally = false
+    @exclusivity(unchecked) var wokenNormally = false
     /// An error to throw from the park that is being resumed (kill, timeout, deadlock).
-    var resumeError: (any Error)?
+    @exclusivity(unchecked) var resumeError: (any Error)?
     /// An error to throw at the next switch point (delivered while the greenlet was running).
-    var pendingError: (any Error)?
-    /// Active `withTimeout` blocks, innermost last.
-    var activeTimeouts: [UInt64] = []
+    @exclusivity(unchecked) var pendingError: (any Error)?
 
     // Membership of one primitive's waiter list (a greenlet waits on one thing at a time).
-    var waitNext: Unmanaged<AnyGreenlet>?
-    var waitPrev: Unmanaged<AnyGreenlet>?
-    var isInWaitList = false
+    @exclusivity(unchecked) var waitNext: Unmanaged<AnyGreenlet>?
+    @exclusivity(unchecked) var waitPrev: Unmanaged<AnyGreenlet>?
+    @exclusivity(unchecked) var isInWaitList = false
     /// Set by a primitive that handed this waiter what it waited for (a permit, an item, a
     /// slot); if the waiter then throws instead of taking it, the primitive passes it on.
-    var isGranted = false
+    @exclusivity(unchecked) var isGranted = false
 
     // The hub's registry of live greenlets.
-    var registryNext: Unmanaged<AnyGreenlet>?
-    var registryPrev: Unmanaged<AnyGreenlet>?
+    @exclusivity(unchecked) var registryNext: Unmanaged<AnyGreenlet>?
+    @exclusivity(unchecked) var registryPrev: Unmanaged<AnyGreenlet>?
 
     // Completion.
-    /// Greenlets waiting in `join`/`kill`; created on first use.
-    var joinersIfAny: WaiterList?
+    /// The first greenlet waiting in `join`/`kill`: the common case needs no list.
+    @exclusivity(unchecked) var soleJoiner: Unmanaged<AnyGreenlet>?
     var joiners: WaiterList {
-        if let joinersIfAny { return joinersIfAny }
+        if let list = extras.joiners { return list }
         let list = WaiterList()
-        joinersIfAny = list
+        extras.joiners = list
         return list
     }
-    var linkCallbacks: [() -> Void] = []
-    var failureObserved = false
-    var storedError: (any Error)?
-    var wasKilled = false
-    /// The timer that will start a `spawnLater` greenlet.
-    var startTimer: UInt64?
-
-    /// Greenlet-local values (``GreenletLocal``).
-    var locals: [UInt64: Any] = [:]
-
-    init(hub: Hub, id: UInt64, name: String?, context: UnsafeMutablePointer<sprout_context_t>) {
+    @exclusivity(unchecked) var failureObserved = false
+    @exclusivity(unchecked) @usableFromInline var storedError: (any Error)?
+    @usableFromInline
+    init(hub: Hub) {
         self.hub = hub
-        self.id = id
-        self._name = name
+    }
+
+    /// A greenlet that runs on memory the hub provides itself (the main and hub greenlets).
+    init(hub: Hub, id: UInt64, name: String, context: UnsafeMutablePointer<sprout_context_t>) {
+        self.hub = hub
         self.context = context
+        assignIdentity(id: id, name: name)
+    }
+
+    /// Sets the id and name, also in the C context read by the overflow handler.
+    func assignIdentity(id: UInt64, name: String?) {
+        self.id = id
         context.pointee.id = id
         context.pointee.name = nil
         if let name {
-            cName = strdupName(name)
-            context.pointee.name = UnsafePointer(cName)
+            let extras = self.extras
+            extras.name = name
+            extras.cName = copyCString(name)
+            context.pointee.name = UnsafePointer(extras.cName)
         }
     }
 
     deinit {
-        cName?.deallocate()
         if ownsContextAllocation { context.deallocate() }
     }
 
-    /// Marks a greenlet that never started as finished by `error`; overridden by ``Greenlet``.
+    /// Runs the body once.
+    func runBody() {
+        guard let runner else { return }
+        self.runner = nil
+        runner(self)
+    }
+
+    /// Marks a greenlet that never started as finished by `error`.
     func cancelBeforeStart(_ error: any Error) {
+        runner = nil
+        dropBody()
         storedError = error
     }
 
-    /// Whether link callbacks are registered; overridden by ``Greenlet``.
-    var hasLinks: Bool { !linkCallbacks.isEmpty }
-
-    /// Runs the body; overridden by ``Greenlet``.
-    func runBody() {}
+    /// Releases the body of a greenlet that will never run; overridden by ``Greenlet``.
+    func dropBody() {}
 
     /// Runs the registered link callbacks (on the hub's loop, once the greenlet is dead).
     func fireLinks() {
-        let callbacks = linkCallbacks
-        linkCallbacks = []
+        guard let extras = extrasIfAny else { return }
+        let callbacks = extras.linkCallbacks
+        extras.linkCallbacks = []
         for callback in callbacks { callback() }
     }
 
-    /// Registers an internal completion callback, run on the hub's loop (see `fireLinks`).
+    /// Whether link callbacks are registered.
+    var hasLinks: Bool { !(extrasIfAny?.linkCallbacks.isEmpty ?? true) }
+
+    /// Registers a completion callback, run on the hub's loop once the greenlet is dead.
     func rawLink(_ callback: @escaping () -> Void) {
         if state == .dead {
             hub.callSoon(callback)
         } else {
-            linkCallbacks.append(callback)
+            extras.linkCallbacks.append(callback)
         }
     }
 
@@ -140,8 +186,9 @@ public class AnyGreenlet {
     /// Waits until the greenlet has finished. Never rethrows the greenlet's error.
     ///
     /// - Throws: `GreenletExit` or an outer `Timeout` delivered to the caller while it waits;
-    ///   ``HubError`` if called from the hub's loop or the wait can never end.
-    /// - Note: A switch point (unless already finished). Call it from the greenlet's own thread.
+    ///   ``HubError`` if called from the hub's loop, from another thread, or if the wait can
+    ///   never end.
+    /// - Note: A switch point (unless already finished).
     public func join() throws {
         _ = try join(deadline: nil)
     }
@@ -158,8 +205,35 @@ public class AnyGreenlet {
         failureObserved = true
         if state == .dead { return true }
         try hub.checkThread("Greenlet.join")
-        return try joiners.wait(hub: hub, on: "Greenlet.join", deadline: deadline)
+        return try waitForEnd(on: "Greenlet.join", deadline: deadline)
     }
+
+    /// Parks the current greenlet until this one is dead or the deadline passes.
+    private func waitForEnd(on what: StaticString, deadline: UInt64?) throws -> Bool {
+        guard soleJoiner == nil else {
+            _ = try joiners.wait(hub: hub, on: what, deadline: deadline)
+            return state == .dead
+        }
+        let me = hub.currentNode!
+        soleJoiner = me
+        defer {
+            if soleJoiner?.toOpaque() == me.toOpaque() { soleJoiner = nil }
+        }
+        _ = try hub.park(on: what, deadline: deadline)
+        return state == .dead
+    }
+
+    /// Wakes everyone waiting for this greenlet to end.
+    func wakeJoiners() {
+        if let sole = soleJoiner {
+            soleJoiner = nil
+            hub.wake(sole.takeUnretainedValue())
+        }
+        extrasIfAny?.joiners?.wakeAll(hub: hub)
+    }
+
+    /// Whether any greenlet is waiting for this one to end.
+    var hasJoiners: Bool { soleJoiner != nil || !(extrasIfAny?.joiners?.isEmpty ?? true) }
 
     /// Kills the greenlet: throws `GreenletExit` inside it at its current switch point and, if
     /// `block` is true, waits for it to finish.
@@ -177,11 +251,10 @@ public class AnyGreenlet {
 
     func kill(with error: any Error, block: Bool) {
         guard state != .dead else { return }
-        wasKilled = true
         hub.throwInto(self, error)
         guard block, state != .dead, hub.current !== hub.hubGreenlet, hub.current !== self else { return }
         do {
-            _ = try joiners.wait(hub: hub, on: "Greenlet.kill", deadline: nil)
+            _ = try waitForEnd(on: "Greenlet.kill", deadline: nil)
         } catch {
             // The killer was itself interrupted; deliver that at its next switch point.
             hub.current.pendingError = error
@@ -189,7 +262,7 @@ public class AnyGreenlet {
     }
 }
 
-private func strdupName(_ name: String) -> UnsafeMutablePointer<CChar> {
+private func copyCString(_ name: String) -> UnsafeMutablePointer<CChar> {
     let utf8 = Array(name.utf8.prefix(120))
     let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count + 1)
     for (index, byte) in utf8.enumerated() {
@@ -199,44 +272,43 @@ private func strdupName(_ name: String) -> UnsafeMutablePointer<CChar> {
     return buffer
 }
 
+/// The boxed return value of a greenlet.
+@usableFromInline
+final class ResultBox<Value> {
+    @usableFromInline let value: Value
+    @usableFromInline init(_ value: Value) { self.value = value }
+}
+
 /// A greenlet whose body returns a `Value`.
 ///
-/// Create one with ``spawn(name:stackSize:_:)`` or ``spawnLater(_:name:stackSize:_:)``.
+/// Create one with ``spawn(name:stackSize:_:)`` or ``spawnLater(_:name:stackSize:_:)``. The
+/// class has no stored properties of its own: its outcome lives in ``AnyGreenlet``, so the
+/// runtime never needs `Value`'s metadata on the spawn, switch or finish paths.
 public final class Greenlet<Value>: AnyGreenlet {
-    private var body: (() throws -> Value)?
-    private var result: Result<Value, any Error>?
-    private var typedLinks: [(Greenlet<Value>) -> Void] = []
+    @usableFromInline var body: (() throws -> Value)?
 
-    init(hub: Hub, id: UInt64, name: String?, context: UnsafeMutablePointer<sprout_context_t>,
-         body: @escaping () throws -> Value) {
+    /// Creates an unstarted greenlet for `body`; the hub gives it a stack and queues it.
+    @inlinable
+    init(hub: Hub, body: @escaping () throws -> Value) {
         self.body = body
-        super.init(hub: hub, id: id, name: name, context: context)
+        super.init(hub: hub)
+        runner = { greenlet in unsafeDowncast(greenlet, to: Greenlet<Value>.self).runTyped() }
     }
 
-    override func runBody() {
+    @inlinable
+    func runTyped() {
         guard let body else { return }
         self.body = nil
         do {
-            result = .success(try body())
+            let value = try body()
+            if Value.self != Void.self { resultBox = ResultBox(value) }
         } catch {
-            result = .failure(error)
             storedError = error
         }
     }
 
-    override func cancelBeforeStart(_ error: any Error) {
+    override func dropBody() {
         body = nil
-        result = .failure(error)
-        storedError = error
-    }
-
-    override var hasLinks: Bool { super.hasLinks || !typedLinks.isEmpty }
-
-    override func fireLinks() {
-        super.fireLinks()
-        let callbacks = typedLinks
-        typedLinks = []
-        for callback in callbacks { callback(self) }
     }
 
     /// The value the greenlet returned, waiting for it to finish if needed.
@@ -247,13 +319,19 @@ public final class Greenlet<Value>: AnyGreenlet {
     /// - Note: A switch point unless the greenlet has finished.
     public func get() throws -> Value {
         try join()
-        return try result!.get()
+        if let error = storedError { throw error }
+        return finishedValue!
     }
 
     /// The value, if the greenlet finished successfully.
     public var value: Value? {
-        if case .success(let value)? = result { return value }
-        return nil
+        guard state == .dead, storedError == nil else { return nil }
+        return finishedValue
+    }
+
+    private var finishedValue: Value? {
+        if let box = resultBox { return (box as! ResultBox<Value>).value }
+        return () as? Value
     }
 
     /// Registers `callback` to run on the hub's loop once the greenlet has finished (right away,
@@ -264,11 +342,7 @@ public final class Greenlet<Value>: AnyGreenlet {
     /// ``HubError/blockingInHub(_:)``); spawn a greenlet from it for blocking work.
     public func link(_ callback: @escaping (Greenlet<Value>) -> Void) {
         failureObserved = true
-        if state == .dead {
-            hub.callSoon { callback(self) }
-        } else {
-            typedLinks.append(callback)
-        }
+        rawLink { callback(self) }
     }
 }
 

@@ -36,30 +36,44 @@ public final class Hub {
     private static let greenletIDs = Atomic<UInt64>(0)
 
     let thread: pthread_t
+    /// The machine state of the thread's own stack while another greenlet runs.
+    private let mainContext: UnsafeMutablePointer<sprout_context_t>
     /// The thread's own code, on the thread's own stack.
     private(set) var mainGreenlet: AnyGreenlet!
     /// The greenlet that runs the loop.
-    private(set) var hubGreenlet: AnyGreenlet!
-    /// The running greenlet (kept alive by the registry or by the hub itself).
-    unowned(unsafe) var current: AnyGreenlet!
+    @exclusivity(unchecked) private(set) var hubGreenlet: AnyGreenlet!
+    /// The running greenlet (kept alive by the registry or by the hub itself), unretained so
+    /// that the switch path does no reference counting.
+    @exclusivity(unchecked) var currentNode: Unmanaged<AnyGreenlet>?
+    /// The running greenlet.
+    var current: AnyGreenlet! {
+        get { currentNode?.takeUnretainedValue() }
+        set { currentNode = newValue.map { Unmanaged.passUnretained($0) } }
+    }
 
-    var ready = ReadyQueue()
+    @exclusivity(unchecked) var ready = ReadyQueue()
     var timers = TimerQueue()
-    private var callbacks = Deque<() -> Void>()
+    @exclusivity(unchecked) private var callbacks = Deque<() -> Void>()
     private var timerCallbacks: [UInt64: () -> Void] = [:]
     let stacks = StackPool()
     let poller: Poller
     let inbox: HubInbox
 
     /// Greenlets that finished and whose stacks can be reused once nobody runs on them.
-    private var deadList: [Unmanaged<AnyGreenlet>] = []
-    private var registryHead: Unmanaged<AnyGreenlet>?
+    @exclusivity(unchecked) private var deadList: [Unmanaged<AnyGreenlet>] = []
+    @exclusivity(unchecked) private var registryHead: Unmanaged<AnyGreenlet>?
     /// Number of spawned greenlets not yet reclaimed.
-    private(set) var liveCount = 0
+    @exclusivity(unchecked) private(set) var liveCount = 0
 
-    private var turnRemaining = 0
-    private var turnStart: UInt64 = 0
-    private var handoffs = 0
+    /// Greenlets that yielded (`sleep(for: .zero)`) during this turn; they run next turn.
+    @exclusivity(unchecked) var yielded = ReadyQueue()
+    /// True while a turn's greenlets are handing over to each other (cleared by the budget).
+    @exclusivity(unchecked) private var inTurn = false
+    @exclusivity(unchecked) private var turnStart: UInt64 = 0
+    @exclusivity(unchecked) private var handoffs = 0
+    @exclusivity(unchecked) private var lastPoll: UInt64 = 0
+    /// While work is pending, the loop polls for IO at least this often (nanoseconds).
+    private let busyPollInterval: UInt64 = 50_000
     /// Cached monotonic time of the current loop turn, in nanoseconds.
     private(set) var now: UInt64
     private var nextTimerID: UInt64 = 0
@@ -78,7 +92,7 @@ public final class Hub {
 
     private init() throws {
         thread = pthread_self()
-        let mainContext = UnsafeMutablePointer<sprout_context_t>.allocate(capacity: 1)
+        mainContext = UnsafeMutablePointer<sprout_context_t>.allocate(capacity: 1)
         sprout_context_init_main(mainContext)
         now = sprout_now_ns()
         poller = try Poller()
@@ -94,7 +108,8 @@ public final class Hub {
 
     deinit {
         ready.deallocate()
-        mainGreenlet.context.deallocate()
+        yielded.deallocate()
+        mainContext.deallocate()
     }
 
     private static func createForCurrentThread() -> Hub {
@@ -163,13 +178,20 @@ public final class Hub {
         sprout_context_set_current(nil)
         sprout_overflow_handler_release_for_thread()
         sprout_hub_set(nil)
+        // The main and hub greenlets point back at the hub: break the cycle.
+        current = nil
+        mainGreenlet = nil
+        hubGreenlet = nil
         Unmanaged.passUnretained(self).release()
     }
 
     // MARK: - Spawning and finishing
 
-    func spawn<Value>(name: String?, stackSize: Int?, start: Bool = true,
-                      _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+    /// Gives a new greenlet a stack, an id and a place in the registry, and queues it unless
+    /// `queue` is false (its start timer queues it later). Without a stack it ends at once with
+    /// the error.
+    @usableFromInline
+    func start(_ greenlet: AnyGreenlet, name: String?, stackSize: Int?, queue: Bool) {
         reclaimDead()
         let size = stackSize.map(StackPool.normalizedSize) ?? StackPool.defaultStackSize
         let id = Hub.greenletIDs.add(1, ordering: .relaxed).newValue
@@ -177,29 +199,24 @@ public final class Hub {
         do {
             stack = try stacks.acquire(size: size)
         } catch {
-            return failedGreenlet(id: id, name: name, error: error, body)
+            let context = UnsafeMutablePointer<sprout_context_t>.allocate(capacity: 1)
+            sprout_context_init_main(context)
+            greenlet.context = context
+            greenlet.ownsContextAllocation = true
+            greenlet.assignIdentity(id: id, name: name)
+            greenlet.cancelBeforeStart(error)
+            greenlet.state = .dead
+            return
         }
         let context = Hub.contextSlot(of: stack)
-        let greenlet = Greenlet<Value>(hub: self, id: id, name: name, context: context, body: body)
+        greenlet.context = context
         greenlet.stack = stack
+        greenlet.assignIdentity(id: id, name: name)
         sprout_context_init(context, stack.low, UnsafeMutableRawPointer(context), stack.guardLow, { arg in
             Hub.runGreenlet(arg!)
         }, Unmanaged.passUnretained(greenlet).toOpaque())
         register(greenlet)
-        if start { ready.push(.passUnretained(greenlet)) }
-        return greenlet
-    }
-
-    /// A greenlet that could not get a stack: already dead with the error.
-    private func failedGreenlet<Value>(id: UInt64, name: String?, error: any Error,
-                                       _ body: @escaping () throws -> Value) -> Greenlet<Value> {
-        let context = UnsafeMutablePointer<sprout_context_t>.allocate(capacity: 1)
-        sprout_context_init_main(context)
-        let greenlet = Greenlet<Value>(hub: self, id: id, name: name, context: context, body: body)
-        greenlet.ownsContextAllocation = true
-        greenlet.cancelBeforeStart(error)
-        greenlet.state = .dead
-        return greenlet
+        if queue { ready.push(.passUnretained(greenlet)) }
     }
 
     private func register(_ greenlet: AnyGreenlet) {
@@ -237,10 +254,7 @@ public final class Hub {
 
     /// Gives the stacks of finished greenlets back to the pool. Never called on one of them.
     func reclaimDead() {
-        guard !deadList.isEmpty else { return }
-        let list = deadList
-        deadList.removeAll(keepingCapacity: true)
-        for node in list {
+        while let node = deadList.popLast() {
             let greenlet = node.takeUnretainedValue()
             if let stack = greenlet.stack {
                 greenlet.stack = nil
@@ -264,15 +278,16 @@ public final class Hub {
     private static func runAndFinish(_ arg: UnsafeMutableRawPointer,
                                      from: inout UnsafeMutablePointer<sprout_context_t>?,
                                      to: inout UnsafeMutablePointer<sprout_context_t>?) {
-        let greenlet = Unmanaged<AnyGreenlet>.fromOpaque(arg).takeUnretainedValue()
-        let hub = greenlet.hub
-        greenlet.state = .started
-        greenlet.runBody()
-        hub.finish(greenlet)
-        from = greenlet.context
-        let next = hub.nextToRun()
-        hub.current = next.takeUnretainedValue()
-        to = next._withUnsafeGuaranteedRef { $0.context }
+        Unmanaged<AnyGreenlet>.fromOpaque(arg)._withUnsafeGuaranteedRef { greenlet in
+            let hub = greenlet.hub
+            greenlet.state = .started
+            greenlet.runBody()
+            hub.finish(greenlet)
+            from = greenlet.context
+            let next = hub.nextToRun()
+            hub.currentNode = next
+            to = next._withUnsafeGuaranteedRef { $0.context }
+        }
     }
 
     /// Marks `greenlet` finished: wakes joiners, schedules links, reports an unobserved failure.
@@ -284,12 +299,12 @@ public final class Hub {
 
     func markDead(_ greenlet: AnyGreenlet) {
         greenlet.state = .dead
-        greenlet.activeTimeouts.removeAll()
+        greenlet.extrasIfAny?.activeTimeouts.removeAll()
         if let error = greenlet.storedError, !(error is GreenletExit), !greenlet.failureObserved,
-           greenlet.joinersIfAny?.isEmpty ?? true {
+           !greenlet.hasJoiners {
             reportFailure(of: greenlet, error)
         }
-        greenlet.joinersIfAny?.wakeAll(hub: self)
+        greenlet.wakeJoiners()
         if greenlet.hasLinks {
             callSoon { greenlet.fireLinks() }
         }
@@ -309,26 +324,27 @@ public final class Hub {
     /// - Throws: The error thrown into the greenlet (kill, timeout, deadlock); ``HubError`` if
     ///   called from the hub's loop.
     func park(on what: StaticString, deadline: UInt64?) throws -> Bool {
-        let greenlet = current!
-        if greenlet === hubGreenlet { throw HubError.blockingInHub(what.description) }
-        if let error = greenlet.pendingError {
-            greenlet.pendingError = nil
-            throw error
-        }
-        greenlet.waitToken &+= 1
-        greenlet.isParked = true
-        greenlet.waitingOn = what
-        if let deadline {
-            timers.schedule(at: deadline, .wake(greenlet, token: greenlet.waitToken))
-        }
-        switchAway(from: greenlet)
-        if let error = greenlet.resumeError {
-            greenlet.resumeError = nil
+        try currentNode!._withUnsafeGuaranteedRef { greenlet in
+            if greenlet === hubGreenlet { throw HubError.blockingInHub(what.description) }
+            if let error = greenlet.pendingError {
+                greenlet.pendingError = nil
+                throw error
+            }
+            greenlet.waitToken &+= 1
+            greenlet.isParked = true
+            greenlet.waitingOn = what
+            if let deadline {
+                timers.schedule(at: deadline, .wake(greenlet, token: greenlet.waitToken))
+            }
+            switchAway(from: greenlet)
+            if let error = greenlet.resumeError {
+                greenlet.resumeError = nil
+                if deadline != nil && greenlet.wokenNormally { timers.noteCancelled(isLive: isLive) }
+                throw error
+            }
             if deadline != nil && greenlet.wokenNormally { timers.noteCancelled(isLive: isLive) }
-            throw error
+            return greenlet.wokenNormally
         }
-        if deadline != nil && greenlet.wokenNormally { timers.noteCancelled(isLive: isLive) }
-        return greenlet.wokenNormally
     }
 
     /// Lets every other ready greenlet run, then continues (`sleep(for: .zero)`).
@@ -341,7 +357,7 @@ public final class Hub {
         }
         greenlet.waitToken &+= 1
         greenlet.waitingOn = "sleep(for: .zero)"
-        ready.push(.passUnretained(greenlet))
+        yielded.push(.passUnretained(greenlet))
         switchAway(from: greenlet)
         if let error = greenlet.resumeError {
             greenlet.resumeError = nil
@@ -369,8 +385,8 @@ public final class Hub {
             // one waiting for its start timer is reclaimed now.
             greenlet.cancelBeforeStart(error)
             markDead(greenlet)
-            if let timer = greenlet.startTimer {
-                greenlet.startTimer = nil
+            if let timer = greenlet.extrasIfAny?.startTimer {
+                greenlet.extras.startTimer = nil
                 cancelTimer(timer)
                 deadList.append(.passUnretained(greenlet))
             }
@@ -393,18 +409,17 @@ public final class Hub {
     @inline(__always)
     private func switchAway(from greenlet: AnyGreenlet) {
         let next = nextToRun()
-        current = next.takeUnretainedValue()
+        currentNode = next
         sprout_context_switch(greenlet.context, next._withUnsafeGuaranteedRef { $0.context })
     }
 
     @inline(__always)
     private func nextToRun() -> Unmanaged<AnyGreenlet> {
-        if turnRemaining > 0 {
+        if inTurn {
             handoffs &+= 1
             if handoffs & 63 == 0 && sprout_now_ns() &- turnStart > switchIntervalNanos {
-                turnRemaining = 0
+                inTurn = false   // budget spent: let the hub poll and fire timers
             } else if let next = popRunnable() {
-                turnRemaining -= 1
                 return next
             }
         }
@@ -432,16 +447,19 @@ public final class Hub {
         }
     }
 
+    /// Runs the greenlets that are ready: those woken earlier, then those that yielded in the
+    /// previous turn. Greenlets woken during the turn run in it too; ones that yield wait for
+    /// the next. The turn ends when nothing is ready or its time budget is spent.
     private func runReadyTurn() {
+        while let node = yielded.pop() { ready.push(node) }
         guard !ready.isEmpty else { return }
-        turnRemaining = ready.count
         turnStart = sprout_now_ns()
         handoffs = 0
         guard let next = popRunnable() else { return }
-        turnRemaining -= 1
-        current = next.takeUnretainedValue()
+        inTurn = true
+        currentNode = next
         sprout_context_switch(hubGreenlet.context, next._withUnsafeGuaranteedRef { $0.context })
-        turnRemaining = 0
+        inTurn = false
     }
 
     private func runCallbacks() {
@@ -454,7 +472,15 @@ public final class Hub {
 
     private func poll() {
         let timeout: Int64
-        if !ready.isEmpty || !callbacks.isEmpty {
+        if !ready.isEmpty || !yielded.isEmpty || !callbacks.isEmpty {
+            // Work is pending: poll without blocking, and not on every turn: a turn of a few
+            // hand-offs is far cheaper than the syscall.
+            let now = sprout_now_ns()
+            if now &- lastPoll < busyPollInterval {
+                self.now = now
+                fireTimers()
+                return
+            }
             timeout = 0
         } else if let deadline = timers.nextDeadline {
             let now = sprout_now_ns()
@@ -467,6 +493,7 @@ public final class Hub {
         }
         poller.wait(timeoutNanos: timeout, hub: self)
         now = sprout_now_ns()
+        lastPoll = now
         fireTimers()
     }
 
@@ -492,8 +519,8 @@ public final class Hub {
                     timers.noteStaleRemoved()
                 }
             case .timeout(let greenlet, let id, let duration):
-                if let index = greenlet.activeTimeouts.lastIndex(of: id) {
-                    greenlet.activeTimeouts.remove(at: index)
+                if let extras = greenlet.extrasIfAny, let index = extras.activeTimeouts.lastIndex(of: id) {
+                    extras.activeTimeouts.remove(at: index)
                     throwInto(greenlet, Timeout(duration: duration, id: id))
                 } else {
                     timers.noteStaleRemoved()
@@ -511,7 +538,7 @@ public final class Hub {
     private func isLive(_ action: TimerAction) -> Bool {
         switch action {
         case .wake(let greenlet, let token): return greenlet.isParked && greenlet.waitToken == token
-        case .timeout(let greenlet, let id, _): return greenlet.activeTimeouts.contains(id)
+        case .timeout(let greenlet, let id, _): return greenlet.extrasIfAny?.activeTimeouts.contains(id) ?? false
         case .callback(let id): return timerCallbacks[id] != nil
         }
     }

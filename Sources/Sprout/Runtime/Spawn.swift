@@ -12,10 +12,13 @@
 /// - Returns: The new greenlet. If no stack could be mapped, a greenlet that is already
 ///   finished with the ``SystemError``.
 /// - Note: Not a switch point. Call it from the thread that is to run the greenlet.
-@discardableResult
+@discardableResult @inlinable
 public func spawn<Value>(name: String? = nil, stackSize: Int? = nil,
                          _ body: @escaping () throws -> Value) -> Greenlet<Value> {
-    Hub.current.spawn(name: name, stackSize: stackSize, body)
+    let hub = Hub.current
+    let greenlet = Greenlet(hub: hub, body: body)
+    hub.start(greenlet, name: name, stackSize: stackSize, queue: true)
+    return greenlet
 }
 
 /// Starts `body` in a new greenlet after `delay` (gevent's `spawn_later`).
@@ -63,10 +66,11 @@ public func killAll(_ greenlets: [AnyGreenlet], block: Bool = true) {
 extension Hub {
     func spawnLater<Value>(_ delay: Duration, name: String?, stackSize: Int?,
                            _ body: @escaping () throws -> Value) -> Greenlet<Value> {
-        let greenlet = spawn(name: name, stackSize: stackSize, start: false, body)
+        let greenlet = Greenlet(hub: self, body: body)
+        start(greenlet, name: name, stackSize: stackSize, queue: false)
         guard greenlet.state == .scheduled else { return greenlet }
-        greenlet.startTimer = callLater(delay) { [self] in
-            greenlet.startTimer = nil
+        greenlet.extras.startTimer = callLater(delay) { [self] in
+            greenlet.extras.startTimer = nil
             if greenlet.state == .scheduled { ready.push(.passUnretained(greenlet)) }
         }
         return greenlet

@@ -30,12 +30,15 @@ final class StackPool {
     static let hotLimit = 64
 
     private var slabs: [sprout_slab_t] = []
-    private var free: [Int: [Stack]] = [:]
+    /// Free stacks of the default size (the common case, kept out of the dictionary).
+    @exclusivity(unchecked) private var freeDefault: [Stack] = []
+    /// Free stacks of other sizes.
+    @exclusivity(unchecked) private var freeOther: [Int: [Stack]] = [:]
     private var fresh: [Int: (slab: Int, next: Int)] = [:]
-    private(set) var inUse = 0
+    @exclusivity(unchecked) private(set) var inUse = 0
 
     /// Number of free stacks held by the pool (for tests and leak checks).
-    var freeCount: Int { free.values.reduce(0) { $0 + $1.count } }
+    var freeCount: Int { freeDefault.count + freeOther.values.reduce(0) { $0 + $1.count } }
 
     /// Rounds a requested size up to whole pages, at least ``minimumStackSize``.
     static func normalizedSize(_ requested: Int) -> Int {
@@ -47,8 +50,9 @@ final class StackPool {
     /// Takes a stack of `size` usable bytes (already normalized).
     func acquire(size: Int) throws -> Stack {
         inUse += 1
-        if var list = free[size], let stack = list.popLast() {
-            free[size] = list
+        if size == StackPool.defaultStackSize {
+            if let stack = freeDefault.popLast() { return stack }
+        } else if let stack = freeOther[size]?.popLast() {
             return stack
         }
         do {
@@ -63,12 +67,15 @@ final class StackPool {
     func release(_ stack: Stack) {
         inUse -= 1
         let size = stack.size
-        var list = free[size, default: []]
-        if list.count >= StackPool.hotLimit {
+        let isDefault = size == StackPool.defaultStackSize
+        if (isDefault ? freeDefault.count : freeOther[size]?.count ?? 0) >= StackPool.hotLimit {
             sprout_stack_discard(stack.low, size)
         }
-        list.append(stack)
-        free[size] = list
+        if isDefault {
+            freeDefault.append(stack)
+        } else {
+            freeOther[size, default: []].append(stack)
+        }
     }
 
     private func carve(size: Int) throws -> Stack {

@@ -14,12 +14,13 @@ public func withTimeout<T>(_ duration: Duration?, _ body: () throws -> T) throws
     let hub = Hub.current
     let greenlet = hub.current!
     let id = hub.nextTimeoutID()
-    greenlet.activeTimeouts.append(id)
+    let extras = greenlet.extras
+    extras.activeTimeouts.append(id)
     hub.timers.schedule(at: hub.deadline(after: duration), .timeout(greenlet, id: id, duration: duration))
     defer {
-        if let index = greenlet.activeTimeouts.lastIndex(of: id) {
+        if let index = extras.activeTimeouts.lastIndex(of: id) {
             // Ended before the deadline: the timer entry is now stale.
-            greenlet.activeTimeouts.remove(at: index)
+            extras.activeTimeouts.remove(at: index)
             hub.noteTimeoutCancelled()
         }
         // Fired but not yet delivered (the block ended first): it must not leak out later.

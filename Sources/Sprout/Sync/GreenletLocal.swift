@@ -22,13 +22,13 @@ public final class GreenletLocal<Value> {
     public var value: Value {
         get {
             let greenlet = Hub.current.current!
-            if let stored = greenlet.locals[key] { return stored as! Value }
+            if let stored = greenlet.extras.locals[key] { return stored as! Value }
             let initial = makeDefault()
-            greenlet.locals[key] = initial
+            greenlet.extras.locals[key] = initial
             return initial
         }
         set {
-            Hub.current.current!.locals[key] = newValue
+            Hub.current.current!.extras.locals[key] = newValue
         }
     }
 }
