@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Sprout
 
 @main
@@ -6,13 +7,54 @@ struct SproutCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sprout",
         abstract: "Sprout: gevent's model in Swift — green threads on an epoll hub per thread.",
-        subcommands: [Version.self]
+        subcommands: [Echo.self, Version.self]
     )
+}
 
-    struct Version: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print Sprout's version.")
-        func run() {
-            print("sprout \(Sprout.version)")
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print Sprout's version.")
+    func run() {
+        print("sprout \(Sprout.version)")
+    }
+}
+
+struct Echo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A TCP echo server on StreamServer: one greenlet per connection.")
+
+    @Option(help: "Address to bind.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port: Int
+
+    @Option(help: "Most connections served at once (default: no limit).")
+    var maxConnections: Int?
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+    }
+
+    func run() throws {
+        let server = StreamServer(host: host, port: port, maxConnections: maxConnections) { connection, _ in
+            try echo(connection)
         }
+        try server.start()
+        print("sprout echo: serving on \(server.address!)")
+        for signal in [SIGINT, SIGTERM] {
+            try onSignal(signal) { server.stop(timeout: .seconds(1)) }
+        }
+        try server.serveForever()
+    }
+}
+
+/// Sends back everything `connection` receives until the peer closes its side.
+func echo(_ connection: Socket) throws {
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = try buffer.withUnsafeMutableBytes { try connection.recv(into: $0) }
+        if count == 0 { return }
+        try buffer.withUnsafeBytes { try connection.sendAll(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
     }
 }

@@ -10,6 +10,12 @@
 #include <semaphore.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/un.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -130,6 +136,21 @@ int sprout_epoll_wait_ns(int epfd, struct epoll_event *events, int max, int64_t 
 int sprout_signal_watch(int signo, int fd);
 /// Stops relaying `signo` to `fd`. The handler stays installed.
 void sprout_signal_unwatch(int signo, int fd);
+
+// MARK: - Sockets
+
+/// socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC. Returns the descriptor or -1 with errno set.
+int sprout_socket(int domain, int type);
+/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC; `length` is set to the address length.
+int sprout_accept(int fd, struct sockaddr_storage *address, socklen_t *length);
+/// setsockopt(2) of an int option. Returns 0 or -1 with errno set.
+int sprout_set_int_option(int fd, int level, int name, int value);
+/// The pending error of a socket (SO_ERROR), or the errno of getsockopt.
+int sprout_socket_error(int fd);
+/// Raises the soft RLIMIT_NOFILE to the hard limit; stores the new soft limit. Returns 0 or errno.
+int sprout_raise_nofile_limit(long *soft_after);
+/// Sets O_NONBLOCK on a descriptor. Returns 0 or errno.
+int sprout_set_nonblocking(int fd);
 
 // MARK: - Small helpers that Swift cannot express without extra cost
 

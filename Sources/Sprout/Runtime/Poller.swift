@@ -93,40 +93,42 @@ final class Poller {
         table[index].registered = false
     }
 
-    /// Parks the current greenlet until `fd` is readable (or writable), the deadline passes,
-    /// or an error is thrown into it.
+    /// Parks the current greenlet until `fd` is readable and/or writable (whichever comes
+    /// first of those asked for), the deadline passes, or an error is thrown into it.
+    ///
+    /// `transient` descriptors (raw ones that Sprout does not own) are removed from epoll after
+    /// the wait: their owner may close them without telling the poller, and a stale
+    /// registration would then hide a new descriptor with the same number.
     ///
     /// - Returns: True if the descriptor became ready, false on deadline.
-    /// - Throws: ``HubError`` if another greenlet already waits on the same descriptor in the
-    ///   same direction; errors thrown into the greenlet.
-    func wait(fd: Int32, writable: Bool, deadline: UInt64?, hub: Hub) throws -> Bool {
+    /// - Throws: ``HubError/concurrentWait(_:)`` if another greenlet already waits on the same
+    ///   descriptor in the same direction; errors thrown into the greenlet.
+    func wait(fd: Int32, readable: Bool, writable: Bool, deadline: UInt64?, transient: Bool, hub: Hub) throws -> Bool {
+        precondition(readable || writable, "wait: ask for readable, writable or both")
+        guard fd >= 0 else { throw SystemError(errno: EBADF, operation: "wait on descriptor \(fd)") }
+        let index = slot(fd)
+        if table[index].isInternal { throw SystemError(errno: EBADF, operation: "wait on the hub's own descriptor \(fd)") }
+        if readable && table[index].reader != nil { throw HubError.concurrentWait("descriptor \(fd) (reading)") }
+        if writable && table[index].writer != nil { throw HubError.concurrentWait("descriptor \(fd) (writing)") }
+        let wasRegistered = table[index].registered
         try register(fd: fd)
-        let index = Int(fd)
-        let me = Unmanaged.passUnretained(hub.current)
-        if writable {
-            guard table[index].writer == nil else {
-                throw HubError.concurrentWait("descriptor \(fd) (writing)")
-            }
-            table[index].writer = me
-        } else {
-            guard table[index].reader == nil else {
-                throw HubError.concurrentWait("descriptor \(fd) (reading)")
-            }
-            table[index].reader = me
-        }
+        let me = hub.currentNode!
+        if readable { table[index].reader = me }
+        if writable { table[index].writer = me }
         waiterCount += 1
         defer {
             waiterCount -= 1
-            if index < table.count {
-                if writable {
-                    if table[index].writer?.toOpaque() == me.toOpaque() { table[index].writer = nil }
-                } else if table[index].reader?.toOpaque() == me.toOpaque() {
-                    table[index].reader = nil
-                }
+            if table[index].reader?.toOpaque() == me.toOpaque() { table[index].reader = nil }
+            if table[index].writer?.toOpaque() == me.toOpaque() { table[index].writer = nil }
+            if transient && !wasRegistered && table[index].reader == nil && table[index].writer == nil
+                && table[index].registered {
+                _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+                table[index].registered = false
             }
         }
-        return try hub.park(on: writable ? "a descriptor to become writable" : "a descriptor to become readable",
-                            deadline: deadline)
+        let what: StaticString = readable && writable ? "a descriptor to become ready"
+            : readable ? "a descriptor to become readable" : "a descriptor to become writable"
+        return try hub.park(on: what, deadline: deadline)
     }
 
     /// Waits for events for at most `timeoutNanos` (negative: until one arrives) and wakes the

@@ -1,0 +1,72 @@
+import Glibc
+import Sprout
+
+/// Number of open socket descriptors of this process (from /proc/self/fd).
+func openSocketCount() -> Int {
+    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(directory) }
+    var count = 0
+    var target = [CChar](repeating: 0, count: 256)
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        guard name != ".", name != ".." else { continue }
+        let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
+        guard length > 0 else { continue }
+        let link = String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if link.hasPrefix("socket:") { count += 1 }
+    }
+    return count
+}
+
+/// Runs `body` with an echo server on a free loopback port and checks afterwards that every
+/// socket opened meanwhile was closed.
+func withEchoServer(maxConnections: Int? = nil, _ body: (_ port: Int, _ server: StreamServer) throws -> Void) throws {
+    let before = openSocketCount()
+    let server = StreamServer(port: 0, maxConnections: maxConnections) { connection, _ in
+        try echoBack(connection)
+    }
+    try server.start()
+    defer {
+        server.stop(timeout: .seconds(1))
+    }
+    try body(server.port, server)
+    server.stop(timeout: .seconds(1))
+    try sleep(for: .milliseconds(1))
+    let after = openSocketCount()
+    if after != before {
+        throw LeakError(description: "open sockets: \(before) before, \(after) after")
+    }
+}
+
+struct LeakError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Echoes until end of stream.
+func echoBack(_ connection: Socket) throws {
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = try buffer.withUnsafeMutableBytes { try connection.recv(into: $0) }
+        if count == 0 { return }
+        try buffer.withUnsafeBytes { try connection.sendAll(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+    }
+}
+
+/// Reads exactly `count` bytes or throws at end of stream.
+func receive(_ socket: Socket, exactly count: Int) throws -> [UInt8] {
+    var received: [UInt8] = []
+    received.reserveCapacity(count)
+    while received.count < count {
+        let chunk = try socket.recv(maxLength: min(65536, count - received.count))
+        if chunk.isEmpty { throw LeakError(description: "end of stream after \(received.count) of \(count) bytes") }
+        received += chunk
+    }
+    return received
+}
+
+/// Deterministic test bytes.
+func pattern(_ count: Int, seed: Int) -> [UInt8] {
+    (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7) }
+}
