@@ -35,10 +35,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(name: "CEchoPeer", cSettings: [.define("_GNU_SOURCE")]),
         .executableTarget(
             name: "sprout-bench",
             dependencies: [
                 "Sprout",
+                "CEchoPeer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -48,10 +48,12 @@ def main(argv):
 
     server = StreamServer(("127.0.0.1", port), handle, backlog=1024)
     stop = Event()
-    # The handlers run in the hub, where blocking is not allowed, so they only set the event;
-    # the main greenlet does the (blocking) stop.
-    gevent.signal_handler(signal.SIGTERM, stop.set)
-    gevent.signal_handler(signal.SIGINT, stop.set)
+    # The handlers only set the event; the main greenlet does the stop. gevent's documentation
+    # asks that the objects signal_handler returns stay referenced until cancel() is called.
+    signal_watchers = [
+        gevent.signal_handler(signal.SIGTERM, stop.set),
+        gevent.signal_handler(signal.SIGINT, stop.set),
+    ]
 
     server.start()
     print(
@@ -61,6 +63,8 @@ def main(argv):
     )
     stop.wait()
     server.stop(timeout=1)
+    for watcher in signal_watchers:
+        watcher.cancel()
     print("gevent_echo: stopped", file=sys.stderr, flush=True)
     return 0
 

@@ -115,3 +115,11 @@ long sprout_resident_bytes(void) {
 }
 
 void sprout_thread_set_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+void sprout_cpu_relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}

@@ -1,3 +1,4 @@
+import Dispatch
 @_spi(Benchmarks) import Sprout
 import Synchronization
 
@@ -65,6 +66,19 @@ enum ConcurrencyPeers {
             }
         }
         return (clock.now - start).nanoseconds / Double(perTask * tasks)
+    }
+
+    /// ns per hop to a Dispatch global queue and back through a continuation: how async code
+    /// runs blocking work off its own threads.
+    static func dispatchRoundTrip(_ iterations: Int) async -> Double {
+        let clock = ContinuousClock()
+        let start = clock.now
+        for index in 0..<iterations {
+            _ = await withCheckedContinuation { (continuation: CheckedContinuation<Int, Never>) in
+                DispatchQueue.global().async { continuation.resume(returning: index) }
+            }
+        }
+        return (clock.now - start).nanoseconds / Double(iterations)
     }
 
     /// Resident bytes per task suspended on a continuation, with `count` suspended at once.

@@ -14,7 +14,8 @@ struct MicroBenchmark: Sendable {
 
 enum MicroBenchmarks {
     static let all: [MicroBenchmark] = [switchRow, spawnJoinRow, eventRoundTripRow, queueHandoffRow,
-                                        sleep0Row(100, "sleep0"), sleep0Row(10_000, "sleep0_10k"), idleRSSRow]
+                                        sleep0Row(100, "sleep0"), sleep0Row(10_000, "sleep0_10k"), idleRSSRow,
+                                        threadPoolRow, EchoMicro.row]
 
     static let switchRow = MicroBenchmark(name: "switch", unit: "ns/switch") { options in let samples = options.samples
         let iterations = 2_000_000
@@ -137,5 +138,23 @@ enum MicroBenchmarks {
         }
         let peer = options.peers ? await ConcurrencyPeers.parkedTaskRSS(count) : 0
         return BenchmarkRow(name: "idle_rss", unit: "bytes/parked", sprout: sprout, peers: [("swift_concurrency_task", peer)])
+    }
+
+    static let threadPoolRow = MicroBenchmark(name: "threadpool_roundtrip", unit: "ns/roundtrip") { options in
+        let samples = options.samples
+        let iterations = 50_000
+        let sprout = try await median(samples) {
+            try await GreenThread.run {
+                let clock = ContinuousClock()
+                let start = clock.now
+                for index in 0..<iterations {
+                    _ = try ThreadPool.shared.run { index }
+                }
+                return (clock.now - start).nanoseconds / Double(iterations)
+            }
+        }
+        let peer = options.peers ? await median(samples) { await ConcurrencyPeers.dispatchRoundTrip(iterations) } : 0
+        return BenchmarkRow(name: "threadpool_roundtrip", unit: "ns/roundtrip", sprout: sprout,
+                            peers: [("dispatch_global_continuation", peer)])
     }
 }

@@ -1,5 +1,11 @@
+import Testing
 import Glibc
 import Sprout
+
+/// Every test that opens sockets, run one after the other: each counts the process's open
+/// sockets before and after, which socket tests running at the same time would disturb.
+@Suite(.serialized)
+enum SocketSuites {}
 
 /// Number of open socket descriptors of this process (from /proc/self/fd).
 func openSocketCount() -> Int {

@@ -162,6 +162,8 @@ int sprout_pipe_nonblocking(int fds[2]);
 long sprout_resident_bytes(void);
 /// Names the calling thread (at most 15 bytes are kept), for debuggers and profilers.
 void sprout_thread_set_name(const char *name);
+/// A spin-wait hint to the CPU (pause / yield).
+void sprout_cpu_relax(void);
 /// errno of the calling thread.
 int sprout_errno(void);
 /// Sets errno of the calling thread.

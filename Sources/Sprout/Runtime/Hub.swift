@@ -74,6 +74,8 @@ public final class Hub {
     @exclusivity(unchecked) private var lastPoll: UInt64 = 0
     /// While work is pending, the loop polls for IO at least this often (nanoseconds).
     private let busyPollInterval: UInt64 = 50_000
+    /// How long an idle hub that expects a post from another thread spins before sleeping.
+    private let spinBeforeSleep: UInt64 = 50_000
     /// Cached monotonic time of the current loop turn, in nanoseconds.
     private(set) var now: UInt64
     private var nextTimerID: UInt64 = 0
@@ -471,6 +473,7 @@ public final class Hub {
     }
 
     private func poll() {
+        if inbox.hasWork { drainInbox() }
         let timeout: Int64
         if !ready.isEmpty || !yielded.isEmpty || !callbacks.isEmpty {
             // Work is pending: poll without blocking, and not on every turn: a turn of a few
@@ -491,10 +494,43 @@ public final class Hub {
             reportDeadlock()
             return
         }
+        if timeout != 0 && expectedPosts > 0 && spinForPosts() {
+            drainInbox()
+            timeout0Poll()
+            return
+        }
+        if timeout != 0 && !inbox.prepareToSleep() {
+            drainInbox()
+            timeout0Poll()
+            return
+        }
         poller.wait(timeoutNanos: timeout, hub: self)
+        if timeout != 0 { inbox.wokeUp() }
         now = sprout_now_ns()
         lastPoll = now
         fireTimers()
+    }
+
+    /// Polls IO without blocking (after work arrived from another thread).
+    private func timeout0Poll() {
+        poller.wait(timeoutNanos: 0, hub: self)
+        now = sprout_now_ns()
+        lastPoll = now
+        fireTimers()
+    }
+
+    /// A reply from another thread is expected (a thread-pool job): wait for it a little while
+    /// awake, since sleeping in epoll_wait and being woken costs the two threads several
+    /// microseconds each. Returns true if work arrived.
+    private func spinForPosts() -> Bool {
+        let limit = sprout_now_ns() &+ spinBeforeSleep
+        var rounds = 0
+        while true {
+            if inbox.hasWork { return true }
+            rounds &+= 1
+            if rounds & 63 == 0 && sprout_now_ns() > limit { return false }
+            sprout_cpu_relax()
+        }
     }
 
     /// Nothing can ever wake a parked greenlet: tell the main greenlet, as gevent's LoopExit.

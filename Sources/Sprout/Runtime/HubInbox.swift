@@ -4,12 +4,17 @@ import Synchronization
 
 /// The thread-safe door into a hub: any thread posts work, the hub runs it on its loop.
 ///
-/// Posting appends to a mutex-protected list and, when the list was empty, writes to an
-/// eventfd that the hub polls, so a burst of posts costs one wake-up. The mutex is never held
-/// across a greenlet switch.
+/// Posting appends to a mutex-protected list. The eventfd that wakes the hub is written only
+/// when the hub has said it is about to sleep in `epoll_wait`; a hub that is running (or
+/// spinning for an expected reply) sees the work at its next loop turn, so a busy hub costs a
+/// poster no syscall. The mutex is never held across a greenlet switch.
 public final class HubInbox: Sendable {
     let eventFD: Int32
     private let state = Mutex<State>(State())
+    /// Number of posts not yet drained (read by the hub without the lock).
+    private let pending = Atomic<Int>(0)
+    /// True while the hub sleeps, or is about to sleep, in `epoll_wait`.
+    private let hubSleeping = Atomic<Bool>(false)
 
     private struct State {
         var work: [@Sendable () -> Void] = []
@@ -30,28 +35,55 @@ public final class HubInbox: Sendable {
     /// - Returns: False if the hub has ended; `work` is then dropped.
     @discardableResult
     public func post(_ work: @escaping @Sendable () -> Void) -> Bool {
-        let wasEmpty: Bool? = state.withLock { state in
-            guard state.isOpen else { return nil }
+        let accepted = state.withLock { state -> Bool in
+            guard state.isOpen else { return false }
             state.work.append(work)
-            return state.work.count == 1
+            return true
         }
-        guard let wasEmpty else { return false }
-        if wasEmpty {
+        guard accepted else { return false }
+        pending.add(1, ordering: .sequentiallyConsistent)
+        if hubSleeping.load(ordering: .sequentiallyConsistent) {
             var one: UInt64 = 1
             _ = write(eventFD, &one, 8)
         }
         return true
     }
 
-    /// Takes everything posted so far (on the hub's thread).
-    func drain() -> [@Sendable () -> Void] {
+    /// True if work was posted and not yet drained (on the hub's thread; a cheap atomic load).
+    var hasWork: Bool { pending.load(ordering: .acquiring) > 0 }
+
+    /// Declares that the hub is about to sleep. Returns false (and stays awake) if work arrived.
+    /// Pairs with the load in ``post(_:)``: either the poster sees the flag and writes the
+    /// eventfd, or the hub sees the work here.
+    func prepareToSleep() -> Bool {
+        hubSleeping.store(true, ordering: .sequentiallyConsistent)
+        if pending.load(ordering: .sequentiallyConsistent) > 0 {
+            hubSleeping.store(false, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// The hub is awake again.
+    func wokeUp() {
+        hubSleeping.store(false, ordering: .relaxed)
+    }
+
+    /// Clears the eventfd after epoll reported it readable.
+    func acknowledgeWakeUp() {
         var counter: UInt64 = 0
         _ = read(eventFD, &counter, 8)
-        return state.withLock { state in
+    }
+
+    /// Takes everything posted so far (on the hub's thread).
+    func drain() -> [@Sendable () -> Void] {
+        let work = state.withLock { state in
             let work = state.work
             state.work.removeAll()
             return work
         }
+        pending.subtract(work.count, ordering: .sequentiallyConsistent)
+        return work
     }
 
     /// Refuses further posts (the hub is ending).

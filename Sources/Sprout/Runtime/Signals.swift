@@ -103,6 +103,7 @@ extension Hub {
 
     func internalDescriptorReady(_ fd: Int32) {
         if fd == inbox.eventFD {
+            inbox.acknowledgeWakeUp()
             drainInbox()
         } else if let state = signalState, fd == state.readFD {
             dispatchSignals()

@@ -18,12 +18,15 @@ public final class ThreadPool: Sendable {
     private let state = Mutex<State>(State())
     // A POSIX semaphore is itself thread-safe; the pointer never changes.
     nonisolated(unsafe) private let pending: UnsafeMutablePointer<sem_t>
+    /// Held by the one idle worker allowed to spin.
+    private let spinner = Atomic<Bool>(false)
 
     private struct State {
         var jobs = Deque<@Sendable () -> Void>()
         var threads = 0
-        var idle = 0
     }
+    /// Jobs queued and not yet taken (read without the lock by a spinning worker).
+    private let queued = Atomic<Int>(0)
 
     /// Creates a pool of at most `size` threads.
     /// - Precondition: `size >= 1`.
@@ -57,29 +60,18 @@ public final class ThreadPool: Sendable {
         }
         let waiter = hub.current!
         if waiter === hub.hubGreenlet { throw HubError.blockingInHub("ThreadPool.run") }
-        let outcome = UncheckedBox<Result<T, any Error>?>(nil)
-        let abandoned = UncheckedBox(false)
-        let hubBox = UncheckedBox(hub)
-        let waiterBox = UncheckedBox(waiter)
-        let inbox = hub.inboxHandle
-        try submit {
-            let result = Result { try work() }
-            inbox.post {
-                hubBox.value.expectedPosts -= 1
-                outcome.value = result
-                if !abandoned.value { hubBox.value.wake(waiterBox.value) }
-            }
-        }
+        let call = PoolCall(work: work, hub: hub, waiter: waiter)
+        try submit { call.execute() }
         hub.expectedPosts += 1
         do {
-            while outcome.value == nil {
+            while call.outcome == nil {
                 _ = try hub.park(on: "ThreadPool.run", deadline: nil)
             }
         } catch {
-            abandoned.value = true
+            call.isAbandoned = true
             throw error
         }
-        return try outcome.value!.get()
+        return try call.outcome!.get()
     }
 
     private func runBlockingThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
@@ -102,13 +94,13 @@ public final class ThreadPool: Sendable {
     private func submit(_ job: @escaping @Sendable () -> Void) throws {
         let startThread = state.withLock { state -> Bool in
             state.jobs.append(job)
-            if state.idle == 0 && state.threads < size {
+            if state.threads < size && state.threads < state.jobs.count + 1 && !spinner.load(ordering: .relaxed) {
                 state.threads += 1
                 return true
             }
-            if state.idle > 0 { state.idle -= 1 }
             return false
         }
+        queued.add(1, ordering: .sequentiallyConsistent)
         if startThread {
             do {
                 try spawnWorker()
@@ -117,7 +109,36 @@ public final class ThreadPool: Sendable {
                 throw error
             }
         }
-        sem_post(pending)
+        // A spinning worker will see the job; otherwise wake a sleeping one. The spinner
+        // re-checks `queued` after giving up, so a job is never stranded between the two.
+        if !spinner.load(ordering: .sequentiallyConsistent) {
+            sem_post(pending)
+        }
+    }
+
+    private func popJob() -> (@Sendable () -> Void)? {
+        guard queued.load(ordering: .acquiring) > 0 else { return nil }
+        let job = state.withLock { $0.jobs.popFirst() }
+        if job != nil { queued.subtract(1, ordering: .sequentiallyConsistent) }
+        return job
+    }
+
+    /// Waits until a job may be queued. One worker at a time spins briefly (a job often
+    /// follows soon, and waking a sleeping thread costs microseconds); the others sleep on the
+    /// semaphore, so spinning never takes more than one core. Wake-ups may be spurious.
+    private func waitForWork() {
+        if spinner.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged {
+            let limit = sprout_now_ns() &+ 50_000
+            var rounds = 0
+            while queued.load(ordering: .relaxed) == 0 {
+                rounds &+= 1
+                if rounds & 63 == 0 && sprout_now_ns() > limit { break }
+                sprout_cpu_relax()
+            }
+            spinner.store(false, ordering: .sequentiallyConsistent)
+            if queued.load(ordering: .sequentiallyConsistent) > 0 { return }
+        }
+        while sem_wait(pending) != 0 {}
     }
 
     private func spawnWorker() throws {
@@ -131,7 +152,6 @@ public final class ThreadPool: Sendable {
             let pool = Unmanaged<ThreadPool>.fromOpaque(arg!).takeRetainedValue()
             sprout_thread_set_name("sprout-pool")
             pool.workLoop()
-            return nil
         }, context)
         guard rc == 0 else {
             Unmanaged<ThreadPool>.fromOpaque(context).release()
@@ -141,12 +161,43 @@ public final class ThreadPool: Sendable {
 
     private func workLoop() -> Never {
         while true {
-            while sem_wait(pending) != 0 {}
-            let job = state.withLock { state -> (@Sendable () -> Void)? in
-                state.jobs.popFirst()
+            if let job = popJob() {
+                job()
+            } else {
+                waitForWork()
             }
-            job?()
-            state.withLock { $0.idle += 1 }
         }
+    }
+}
+
+/// One `ThreadPool.run` from a greenlet: the work, its outcome, and who waits for it.
+/// Written by the pool thread before the post, read by the hub after it (ordered by the
+/// inbox's lock).
+private final class PoolCall<T: Sendable>: @unchecked Sendable {
+    let work: @Sendable () throws -> T
+    let hub: Hub
+    let waiter: AnyGreenlet
+    var outcome: Result<T, any Error>?
+    var result: Result<T, any Error>?
+    /// Set on the hub's thread when the waiter stopped waiting (killed, timed out).
+    var isAbandoned = false
+
+    init(work: @escaping @Sendable () throws -> T, hub: Hub, waiter: AnyGreenlet) {
+        self.work = work
+        self.hub = hub
+        self.waiter = waiter
+    }
+
+    /// On a pool thread: runs the work and posts the result back to the hub.
+    func execute() {
+        result = Result { try work() }
+        hub.inboxHandle.post { self.deliver() }
+    }
+
+    /// On the hub's thread.
+    private func deliver() {
+        hub.expectedPosts -= 1
+        outcome = result
+        if !isAbandoned { hub.wake(waiter) }
     }
 }
