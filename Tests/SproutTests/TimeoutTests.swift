@@ -1,3 +1,4 @@
+import Glibc
 import Sprout
 import Testing
 
@@ -114,6 +115,25 @@ struct TimeoutTests {
             stop = true
             #expect(ContinuousClock.now - start < .seconds(2))
             try joinAll(spinners)
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct SignalTests {
+    @Test func signalHandlerRunsInAGreenletOfTheWatchingHub() async throws {
+        try await green { () throws in
+            let received = Event()
+            var ranOn: String?
+            let handler = try onSignal(SIGUSR2) {
+                ranOn = Greenlet.current.name
+                received.set()
+            }
+            defer { handler.cancel() }
+            kill(getpid(), SIGUSR2)   // whichever thread the kernel picks, the relay brings it here
+            #expect(try received.wait(timeout: .seconds(5)))
+            #expect(ranOn?.hasPrefix("signal") == true)
+            #expect(throws: SystemError.self) { try onSignal(SIGKILL) {} }
         }
     }
 }

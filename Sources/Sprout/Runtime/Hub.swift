@@ -326,7 +326,10 @@ public final class Hub {
     /// - Throws: The error thrown into the greenlet (kill, timeout, deadlock); ``HubError`` if
     ///   called from the hub's loop.
     func park(on what: StaticString, deadline: UInt64?) throws -> Bool {
-        try currentNode!._withUnsafeGuaranteedRef { greenlet in
+        #if DEBUG
+        assertNotInTask(what)
+        #endif
+        return try currentNode!._withUnsafeGuaranteedRef { greenlet in
             if greenlet === hubGreenlet { throw HubError.blockingInHub(what.description) }
             if let error = greenlet.pendingError {
                 greenlet.pendingError = nil
@@ -348,6 +351,15 @@ public final class Hub {
             return greenlet.wokenNormally
         }
     }
+
+    #if DEBUG
+    /// Debug builds: a switch inside an async job would let other greenlets run "inside" that
+    /// task (Swift concurrency's per-thread state cannot follow a greenlet).
+    private func assertNotInTask(_ what: StaticString) {
+        let inTask = withUnsafeCurrentTask { $0 != nil }
+        precondition(!inTask, "Sprout: '\(what)' would switch greenlets inside a Swift concurrency task; run green code in GreenThread.run")
+    }
+    #endif
 
     /// Lets every other ready greenlet run, then continues (`sleep(for: .zero)`).
     func yield() throws {
