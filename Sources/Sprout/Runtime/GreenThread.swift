@@ -78,6 +78,7 @@ public enum GreenThread {
     private static func start<T: Sendable>(stackSize: Int, _ body: @escaping @Sendable () throws -> T,
                                            finished: @escaping @Sendable (Result<T, any Error>) -> Void) throws -> pthread_t {
         let job = Unmanaged.passRetained(ThreadJob {
+            _ = Hub.current
             let result = Result { try body() }
             if let hub = Hub.existing { hub.shutdown() }
             finished(result)

@@ -28,6 +28,14 @@ public final class Hub {
         return Hub.createForCurrentThread()
     }
 
+    /// The calling thread's hub, created if needed, unless the caller runs in a Swift
+    /// concurrency task (whose thread must not get a hub).
+    static var currentUnlessInTask: Hub? {
+        if let hub = existing { return hub }
+        let inTask = withUnsafeCurrentTask { $0 != nil }
+        return inTask ? nil : current
+    }
+
     /// The calling thread's hub if it has one.
     static var existing: Hub? {
         sprout_hub_get().map { Unmanaged<Hub>.fromOpaque($0).takeUnretainedValue() }
@@ -506,26 +514,18 @@ public final class Hub {
             reportDeadlock()
             return
         }
+        // Work from another thread arrived instead: run it; the busy path above still polls
+        // IO at least every `busyPollInterval`.
         if timeout != 0 && expectedPosts > 0 && spinForPosts() {
             drainInbox()
-            timeout0Poll()
             return
         }
         if timeout != 0 && !inbox.prepareToSleep() {
             drainInbox()
-            timeout0Poll()
             return
         }
         poller.wait(timeoutNanos: timeout, hub: self)
         if timeout != 0 { inbox.wokeUp() }
-        now = sprout_now_ns()
-        lastPoll = now
-        fireTimers()
-    }
-
-    /// Polls IO without blocking (after work arrived from another thread).
-    private func timeout0Poll() {
-        poller.wait(timeoutNanos: 0, hub: self)
         now = sprout_now_ns()
         lastPoll = now
         fireTimers()

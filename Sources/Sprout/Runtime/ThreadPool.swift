@@ -47,7 +47,8 @@ public final class ThreadPool: Sendable {
     ///
     /// From a greenlet, only that greenlet parks. If it is killed or its timeout expires, it
     /// stops waiting at once; the work still runs to completion on its thread and its result is
-    /// dropped. From a thread without a hub, the thread blocks until the result is there.
+    /// dropped. From a Swift concurrency task (a thread that must not get a hub), the thread
+    /// blocks until the result is there.
     ///
     /// - Returns: What `work` returns.
     /// - Throws: What `work` throws; while waiting, `GreenletExit`, an enclosing `Timeout`;
@@ -55,7 +56,7 @@ public final class ThreadPool: Sendable {
     ///   be started.
     /// - Note: A switch point.
     public func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
-        guard let hub = Hub.existing else {
+        guard let hub = Hub.existing ?? Hub.currentUnlessInTask else {
             return try runBlockingThread(work)
         }
         let waiter = hub.current!
