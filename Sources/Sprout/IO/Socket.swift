@@ -31,6 +31,12 @@ public final class Socket {
     /// (the default) waits for ever. A `withTimeout` around the call works too.
     public var timeout: Duration?
     let hub: Hub
+    /// True for stream sockets, whose short reads mean the receive buffer was drained.
+    private lazy var isStream: Bool = {
+        var type: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(fileDescriptor, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == Int32(SOCK_STREAM.rawValue)
+    }()
     private var cachedLocal: SocketAddress?
     private var cachedRemote: SocketAddress?
 
@@ -262,10 +268,22 @@ public final class Socket {
     public func recv(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         try checkOpen("recv")
         var deadline: UInt64?? = .none
+        let poller = hub.poller
+        if !poller.mayBeReadable(fileDescriptor) {
+            // The last read drained the socket and no data has been reported since.
+            try handle(EAGAIN, "recv", readable: true, deadline: &deadline)
+        }
         while true {
             let count = Glibc.recv(fileDescriptor, buffer.baseAddress, buffer.count, 0)
-            if count >= 0 { return count }
-            try handle(errno, "recv", readable: true, deadline: &deadline)
+            if count > 0 {
+                // A short read took everything there was (a stream socket returns what it has).
+                if count < buffer.count && isStream { poller.markDrained(fileDescriptor) }
+                return count
+            }
+            if count == 0 { return 0 }
+            let error = errno
+            if error == EAGAIN || error == EWOULDBLOCK { poller.markDrained(fileDescriptor) }
+            try handle(error, "recv", readable: true, deadline: &deadline)
         }
     }
 

@@ -17,12 +17,19 @@ final class Poller {
         var writer: Unmanaged<AnyGreenlet>?
         var registered = false
         var isInternal = false
+        /// False once a read drained the descriptor and no edge has been reported since: the
+        /// next read parks first instead of spending a syscall on a certain `EAGAIN` (Go's
+        /// netpoller keeps the same bit). Unknown counts as readable.
+        var mayBeReadable = true
+        /// The peer closed its side (or the socket failed): reads must go on to find the end
+        /// of stream, which a short read does not prove absent. Sticky.
+        var sawHangUp = false
     }
 
     let epollFD: Int32
     private var events: UnsafeMutablePointer<epoll_event>
     private var capacity = 256
-    private var table: [Waiters] = []
+    @exclusivity(unchecked) private var table: [Waiters] = []
     /// Greenlets parked on descriptor readiness.
     private(set) var waiterCount = 0
     private var closed = false
@@ -79,6 +86,25 @@ final class Poller {
             }
         }
         table[index].registered = true
+        table[index].mayBeReadable = true
+        table[index].sawHangUp = false
+    }
+
+    /// Whether a read of `fd` may find data (see `Waiters.mayBeReadable`).
+    @inline(__always)
+    func mayBeReadable(_ fd: Int32) -> Bool {
+        let index = Int(fd)
+        return index >= table.count || !table[index].registered || table[index].mayBeReadable
+            || table[index].sawHangUp
+    }
+
+    /// Records that a read drained `fd`: until epoll reports it again, reads park first.
+    /// Only for registered (edge-triggered) descriptors; the edge that follows new data is
+    /// reported by a later `epoll_wait`, which sets the flag again.
+    @inline(__always)
+    func markDrained(_ fd: Int32) {
+        let index = Int(fd)
+        if index < table.count && table[index].registered { table[index].mayBeReadable = false }
     }
 
     /// Forgets `fd` before it is closed, waking its waiters with `error`.
@@ -91,6 +117,8 @@ final class Poller {
         }
         _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
         table[index].registered = false
+        table[index].mayBeReadable = true
+        table[index].sawHangUp = false
     }
 
     /// Parks the current greenlet until `fd` is readable and/or writable (whichever comes
@@ -152,8 +180,10 @@ final class Poller {
             }
             let flags = event.events
             let failed = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
-            if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed, let reader = table[slot].reader {
-                hub.wake(reader.takeUnretainedValue())
+            if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed {
+                table[slot].mayBeReadable = true
+                if flags & EPOLLRDHUP.rawValue != 0 || failed { table[slot].sawHangUp = true }
+                if let reader = table[slot].reader { hub.wake(reader.takeUnretainedValue()) }
             }
             if flags & EPOLLOUT.rawValue != 0 || failed, let writer = table[slot].writer {
                 hub.wake(writer.takeUnretainedValue())

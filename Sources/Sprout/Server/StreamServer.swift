@@ -171,6 +171,9 @@ public final class StreamServer {
                     try handler(connection, peer)
                 } catch is GreenletExit {
                     throw GreenletExit()
+                } catch let error as SystemError where error.errno == ECONNRESET || error.errno == EPIPE {
+                    // The peer went away: its business, not a handler bug (gevent ignores these too).
+                    logger.debug("connection reset by peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
                 } catch {
                     logger.error("connection handler failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
                 }
