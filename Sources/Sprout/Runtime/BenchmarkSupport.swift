@@ -39,8 +39,8 @@ extension Hub {
     /// Switches straight to `target`, leaving the caller suspended outside every queue: the
     /// caller must be switched back to the same way. Benchmarks only.
     func rawSwitch(to target: AnyGreenlet) {
-        let me = current!
-        current = target
-        sprout_context_switch(me.context, target.context)
+        let me = currentNode!
+        currentNode = Unmanaged.passUnretained(target)
+        sprout_context_switch(me._withUnsafeGuaranteedRef { $0.context }, target.context)
     }
 }

@@ -41,7 +41,16 @@ public final class Hub {
         sprout_hub_get().map { Unmanaged<Hub>.fromOpaque($0).takeUnretainedValue() }
     }
 
-    private static let greenletIDs = Atomic<UInt64>(0)
+    private static let hubCount = Atomic<UInt64>(0)
+    /// Greenlet ids are `idBase + n`: small numbers on the first hub, and unique across hubs
+    /// without an atomic operation per spawn.
+    private let idBase: UInt64
+    @exclusivity(unchecked) private var lastLocalID: UInt64 = 0
+
+    private func nextGreenletID() -> UInt64 {
+        lastLocalID &+= 1
+        return idBase &+ lastLocalID
+    }
 
     let thread: pthread_t
     /// The machine state of the thread's own stack while another greenlet runs.
@@ -102,13 +111,14 @@ public final class Hub {
 
     private init() throws {
         thread = pthread_self()
+        idBase = (Hub.hubCount.add(1, ordering: .relaxed).newValue - 1) << 32
         mainContext = UnsafeMutablePointer<sprout_context_t>.allocate(capacity: 1)
         sprout_context_init_main(mainContext)
         now = sprout_now_ns()
         poller = try Poller()
         inbox = try HubInbox()
         try poller.registerInternal(fd: inbox.eventFD)
-        mainGreenlet = AnyGreenlet(hub: self, id: Hub.greenletIDs.add(1, ordering: .relaxed).newValue,
+        mainGreenlet = AnyGreenlet(hub: self, id: nextGreenletID(),
                                    name: "main", context: mainContext)
         mainGreenlet.state = .started
         current = mainGreenlet
@@ -142,7 +152,7 @@ public final class Hub {
     private func makeHubGreenlet() throws -> AnyGreenlet {
         let stack = try stacks.acquire(size: StackPool.defaultStackSize)
         let context = Hub.contextSlot(of: stack)
-        let greenlet = AnyGreenlet(hub: self, id: Hub.greenletIDs.add(1, ordering: .relaxed).newValue,
+        let greenlet = AnyGreenlet(hub: self, id: nextGreenletID(),
                                    name: "hub", context: context)
         greenlet.stack = stack
         greenlet.state = .started
@@ -204,7 +214,7 @@ public final class Hub {
     func start(_ greenlet: AnyGreenlet, name: String?, stackSize: Int?, queue: Bool) {
         reclaimDead()
         let size = stackSize.map(StackPool.normalizedSize) ?? StackPool.defaultStackSize
-        let id = Hub.greenletIDs.add(1, ordering: .relaxed).newValue
+        let id = nextGreenletID()
         let stack: Stack
         do {
             stack = try stacks.acquire(size: size)
