@@ -285,7 +285,7 @@ final class ResultBox<Value> {
 /// class has no stored properties of its own: its outcome lives in ``AnyGreenlet``, so the
 /// runtime never needs `Value`'s metadata on the spawn, switch or finish paths.
 public final class Greenlet<Value>: AnyGreenlet {
-    @usableFromInline var body: (() throws -> Value)?
+    @exclusivity(unchecked) @usableFromInline var body: (() throws -> Value)?
 
     /// Creates an unstarted greenlet for `body`; the hub gives it a stack and queues it.
     @inlinable
