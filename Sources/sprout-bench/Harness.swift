@@ -18,15 +18,18 @@ struct BenchmarkRow {
     static func table(_ rows: [BenchmarkRow]) -> String {
         var lines = [pad("benchmark", 22) + pad("unit", 14) + pad("sprout", 14) + "peers"]
         for row in rows {
-            let peers = row.peers.map { "\($0.name) \(format($0.value))  (\(ratio(row.sprout, $0.value)))" }
+            let peers = row.peers.map { "\($0.name) \(format($0.value))  (\(ratio(row.sprout, $0.value, higherIsBetter: row.unit.hasSuffix("/s"))))" }
             lines.append(pad(row.name, 22) + pad(row.unit, 14) + pad(format(row.sprout), 14) + peers.joined(separator: "; "))
         }
         return lines.joined(separator: "\n")
     }
 
-    private static func ratio(_ sprout: Double, _ peer: Double) -> String {
+    /// "sprout 23.6x better" / "sprout 3.3x worse": lower is better for times and bytes,
+    /// higher for rates.
+    private static func ratio(_ sprout: Double, _ peer: Double, higherIsBetter: Bool) -> String {
         guard sprout > 0, peer > 0 else { return "-" }
-        return sprout <= peer ? "sprout \(format(peer / sprout))x smaller" : "sprout \(format(sprout / peer))x larger"
+        let factor = higherIsBetter ? sprout / peer : peer / sprout
+        return factor >= 1 ? "sprout \(format(factor))x better" : "sprout \(format(1 / factor))x worse"
     }
 
     static func format(_ value: Double) -> String {
