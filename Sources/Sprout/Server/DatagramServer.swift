@@ -83,12 +83,7 @@ public final class DatagramServer {
     /// - Throws: as ``start()``; `GreenletExit` or a `Timeout` while serving (after stopping).
     public func serveForever() throws {
         if !isStarted { try start() }
-        do {
-            try stopped.wait()
-        } catch {
-            stop(timeout: .seconds(1))
-            throw error
-        }
+        try ServerLifecycle.serve(until: stopped) { stop(timeout: $0) }
     }
 
     /// Stops receiving, lets handlers finish for up to `timeout`, kills the rest. Idempotent.
@@ -96,12 +91,7 @@ public final class DatagramServer {
         guard let socket, !socket.isClosed else { return }
         receiver?.kill()
         socket.close()
-        do {
-            try handlers.join(timeout: timeout)
-        } catch {
-            Hub.current.current.pendingError = error
-        }
-        handlers.kill()
+        ServerLifecycle.drain(handlers, timeout: timeout)
         stopped.set()
     }
 }

@@ -110,12 +110,7 @@ public final class StreamServer {
     /// - Note: A switch point.
     public func serveForever() throws {
         if state == .created { try start() }
-        do {
-            try stopped.wait()
-        } catch {
-            stop(timeout: .seconds(1))
-            throw error
-        }
+        try ServerLifecycle.serve(until: stopped) { stop(timeout: $0) }
     }
 
     /// Stops accepting, closes the listening socket, lets running handlers finish for up to
@@ -132,14 +127,7 @@ public final class StreamServer {
         state = .stopped
         acceptor?.kill()
         listener?.close()
-        if handlers.count > 0 {
-            do {
-                try handlers.join(timeout: timeout)
-            } catch {
-                Hub.current.current.pendingError = error
-            }
-            handlers.kill()
-        }
+        ServerLifecycle.drain(handlers, timeout: timeout)
         stopped.set()
         logger.debug("stopped")
     }

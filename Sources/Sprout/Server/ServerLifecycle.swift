@@ -1,0 +1,26 @@
+/// The parts of a server's life that ``StreamServer`` and ``DatagramServer`` share.
+enum ServerLifecycle {
+    /// Parks until `stopped` is set. If the caller is interrupted instead (killed, timed out),
+    /// stops the server with a one-second grace period and rethrows.
+    static func serve(until stopped: Event, stop: (Duration) -> Void) throws {
+        do {
+            try stopped.wait()
+        } catch {
+            stop(.seconds(1))
+            throw error
+        }
+    }
+
+    /// Lets `handlers` finish for up to `timeout`, then kills the rest. If the caller is
+    /// interrupted while waiting, the rest are killed at once and the interruption is delivered
+    /// at the caller's next switch point.
+    static func drain(_ handlers: Group, timeout: Duration) {
+        guard handlers.count > 0 else { return }
+        do {
+            try handlers.join(timeout: timeout)
+        } catch {
+            Hub.current.current.pendingError = error
+        }
+        handlers.kill()
+    }
+}
