@@ -35,6 +35,8 @@ static void on_fault(int sig, siginfo_t *info, void *uctx) {
     uintptr_t addr = (uintptr_t)info->si_addr;
     // Swift emits no stack probes, so a large frame may land anywhere below the stack's low
     // end; a fault between (guard_low - 1 MiB) and stack_low is taken as this stack's overflow.
+    // Limit: a single frame larger than the 64 KiB guard can jump it into the neighbouring
+    // stack of the slab, which is mapped: that write does not fault and is not caught here.
     if (ctx && ctx->stack_low && addr < ctx->stack_low &&
         addr + (1u << 20) >= ctx->guard_low) {
         char msg[256];

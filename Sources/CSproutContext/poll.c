@@ -45,20 +45,29 @@ static void relay(int signo) {
     errno = saved;
 }
 
+static struct sigaction previous_actions[MAX_SIGNAL];
+static atomic_int watcher_counts[MAX_SIGNAL];
+
 int sprout_signal_watch(int signo, int fd) {
     if (signo <= 0 || signo >= MAX_SIGNAL || signo == SIGKILL || signo == SIGSTOP) return EINVAL;
     for (int i = 0; i < MAX_WATCHERS; i++) {
+        if (atomic_load(&watcher_fds[signo][i]) == fd) return 0;   // already relayed there
+    }
+    for (int i = 0; i < MAX_WATCHERS; i++) {
         int expected = 0;
-        if (atomic_load(&watcher_fds[signo][i]) == fd) return 0;
         if (atomic_compare_exchange_strong(&watcher_fds[signo][i], &expected, fd)) {
-            struct sigaction sa;
-            memset(&sa, 0, sizeof sa);
-            sa.sa_handler = relay;
-            sa.sa_flags = SA_RESTART;
-            sigemptyset(&sa.sa_mask);
-            if (sigaction(signo, &sa, NULL) != 0) {
-                atomic_store(&watcher_fds[signo][i], 0);
-                return errno;
+            if (atomic_fetch_add(&watcher_counts[signo], 1) == 0) {
+                struct sigaction sa;
+                memset(&sa, 0, sizeof sa);
+                sa.sa_handler = relay;
+                sa.sa_flags = SA_RESTART;
+                sigemptyset(&sa.sa_mask);
+                if (sigaction(signo, &sa, &previous_actions[signo]) != 0) {
+                    int error = errno;
+                    atomic_fetch_sub(&watcher_counts[signo], 1);
+                    atomic_store(&watcher_fds[signo][i], 0);
+                    return error;
+                }
             }
             return 0;
         }
@@ -70,6 +79,11 @@ void sprout_signal_unwatch(int signo, int fd) {
     if (signo <= 0 || signo >= MAX_SIGNAL) return;
     for (int i = 0; i < MAX_WATCHERS; i++) {
         int expected = fd;
-        atomic_compare_exchange_strong(&watcher_fds[signo][i], &expected, 0);
+        if (atomic_compare_exchange_strong(&watcher_fds[signo][i], &expected, 0)) {
+            // The last watcher gone: give the signal back to whoever handled it before.
+            if (atomic_fetch_sub(&watcher_counts[signo], 1) == 1) {
+                sigaction(signo, &previous_actions[signo], NULL);
+            }
+        }
     }
 }

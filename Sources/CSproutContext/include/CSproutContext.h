@@ -134,7 +134,8 @@ int sprout_epoll_wait_ns(int epfd, struct epoll_event *events, int max, int64_t 
 /// Relays signal `signo` to `fd` (a non-blocking pipe's write end): the process-wide handler
 /// writes the signal number there as one byte. Returns 0 or an errno value.
 int sprout_signal_watch(int signo, int fd);
-/// Stops relaying `signo` to `fd`. The handler stays installed.
+/// Stops relaying `signo` to `fd`; when no descriptor is left, the action that was in place
+/// before the first watch is restored.
 void sprout_signal_unwatch(int signo, int fd);
 
 // MARK: - Sockets

@@ -31,12 +31,6 @@ public final class Socket {
     /// (the default) waits for ever. A `withTimeout` around the call works too.
     public var timeout: Duration?
     let hub: Hub
-    /// True for stream sockets, whose short reads mean the receive buffer was drained.
-    private lazy var isStream: Bool = {
-        var type: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        return getsockopt(fileDescriptor, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == Int32(SOCK_STREAM.rawValue)
-    }()
     private var cachedLocal: SocketAddress?
     private var cachedRemote: SocketAddress?
 
@@ -268,22 +262,10 @@ public final class Socket {
     public func recv(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         try checkOpen("recv")
         var deadline: UInt64?? = .none
-        let poller = hub.poller
-        if !poller.mayBeReadable(fileDescriptor) {
-            // The last read drained the socket and no data has been reported since.
-            try handle(EAGAIN, "recv", readable: true, deadline: &deadline)
-        }
         while true {
             let count = Glibc.recv(fileDescriptor, buffer.baseAddress, buffer.count, 0)
-            if count > 0 {
-                // A short read took everything there was (a stream socket returns what it has).
-                if count < buffer.count && isStream { poller.markDrained(fileDescriptor) }
-                return count
-            }
-            if count == 0 { return 0 }
-            let error = errno
-            if error == EAGAIN || error == EWOULDBLOCK { poller.markDrained(fileDescriptor) }
-            try handle(error, "recv", readable: true, deadline: &deadline)
+            if count >= 0 { return count }
+            try handle(errno, "recv", readable: true, deadline: &deadline)
         }
     }
 
@@ -382,7 +364,8 @@ public final class Socket {
     /// - Throws: as ``recv(into:)``.
     public func wait(readable: Bool = false, writable: Bool = false, timeout: Duration? = nil) throws -> Bool {
         try checkOpen("wait")
-        return try waitFor(readable: readable, writable: writable, deadline: timeout.map { hub.deadline(after: $0) })
+        return try waitFor(readable: readable, writable: writable, deadline: timeout.map { hub.deadline(after: $0) },
+                           checkFirst: true)
     }
 
     // MARK: Closing
@@ -496,10 +479,13 @@ public final class Socket {
         }
     }
 
-    private func waitFor(readable: Bool = false, writable: Bool = false, deadline: UInt64?) throws -> Bool {
+    /// Parks until ready. `checkFirst` is for callers that did not just see `EAGAIN`: an
+    /// edge-triggered registration reports only changes, so current readiness is polled first.
+    private func waitFor(readable: Bool = false, writable: Bool = false, deadline: UInt64?,
+                         checkFirst: Bool = false) throws -> Bool {
         try hub.checkThread("Socket")
         return try hub.poller.wait(fd: fileDescriptor, readable: readable, writable: writable,
-                                   deadline: deadline, transient: false, hub: hub)
+                                   deadline: deadline, transient: false, checkFirst: checkFirst, hub: hub)
     }
 }
 
@@ -536,5 +522,5 @@ public struct ConnectError: Error, CustomStringConvertible {
 public func wait(fd: Int32, readable: Bool = false, writable: Bool = false, timeout: Duration? = nil) throws -> Bool {
     let hub = Hub.current
     return try hub.poller.wait(fd: fd, readable: readable, writable: writable,
-                               deadline: timeout.map { hub.deadline(after: $0) }, transient: true, hub: hub)
+                               deadline: timeout.map { hub.deadline(after: $0) }, transient: true, checkFirst: true, hub: hub)
 }

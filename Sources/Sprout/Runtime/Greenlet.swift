@@ -256,8 +256,10 @@ public class AnyGreenlet {
         do {
             _ = try waitForEnd(on: "Greenlet.kill", deadline: nil)
         } catch {
-            // The killer was itself interrupted; deliver that at its next switch point.
-            hub.current.pendingError = error
+            // The killer was itself interrupted; deliver that at its next switch point
+            // (without replacing an interruption already waiting there).
+            let me = hub.current!
+            if me.pendingError == nil { me.pendingError = error }
         }
     }
 }

@@ -194,6 +194,13 @@ public final class Hub {
         }
         inbox.shut()
         signalState = nil
+        // Timer entries, callbacks and queued work hold greenlets, which hold the hub: drop
+        // them, or the hub (its descriptors and stack slabs) would never be freed.
+        timers = TimerQueue()
+        timerCallbacks = [:]
+        callbacks.removeAll()
+        while ready.pop() != nil {}
+        while yielded.pop() != nil {}
         poller.close()
         sprout_context_set_current(nil)
         sprout_overflow_handler_release_for_thread()
@@ -225,7 +232,7 @@ public final class Hub {
             greenlet.ownsContextAllocation = true
             greenlet.assignIdentity(id: id, name: name)
             greenlet.cancelBeforeStart(error)
-            greenlet.state = .dead
+            markDead(greenlet)   // reports the failure and fires links, as for any greenlet
             return
         }
         let context = Hub.contextSlot(of: stack)
@@ -515,9 +522,9 @@ public final class Hub {
                 return
             }
             timeout = 0
-        } else if let deadline = timers.nextDeadline {
+        } else if let deadline = nextLiveDeadline() {
             let now = sprout_now_ns()
-            timeout = deadline > now ? Int64(deadline - now) : 0
+            timeout = deadline > now ? Int64(clamping: deadline - now) : 0
         } else if poller.waiterCount > 0 || expectedPosts > 0 || signalWatchers > 0 {
             timeout = -1
         } else {
@@ -565,6 +572,16 @@ public final class Hub {
         } else {
             fatalError("Sprout: the hub of this thread has nothing to run and nobody is waiting")
         }
+    }
+
+    /// The earliest deadline of a timer that can still fire; stale heads are dropped, so a
+    /// long timeout that ended early does not postpone deadlock detection.
+    private func nextLiveDeadline() -> UInt64? {
+        while let head = timers.first, !isLive(head.action) {
+            _ = timers.popFirst()
+            timers.noteStaleRemoved()
+        }
+        return timers.nextDeadline
     }
 
     private func fireTimers() {

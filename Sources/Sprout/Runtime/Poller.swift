@@ -17,13 +17,6 @@ final class Poller {
         var writer: Unmanaged<AnyGreenlet>?
         var registered = false
         var isInternal = false
-        /// False once a read drained the descriptor and no edge has been reported since: the
-        /// next read parks first instead of spending a syscall on a certain `EAGAIN` (Go's
-        /// netpoller keeps the same bit). Unknown counts as readable.
-        var mayBeReadable = true
-        /// The peer closed its side (or the socket failed): reads must go on to find the end
-        /// of stream, which a short read does not prove absent. Sticky.
-        var sawHangUp = false
     }
 
     let epollFD: Int32
@@ -86,25 +79,6 @@ final class Poller {
             }
         }
         table[index].registered = true
-        table[index].mayBeReadable = true
-        table[index].sawHangUp = false
-    }
-
-    /// Whether a read of `fd` may find data (see `Waiters.mayBeReadable`).
-    @inline(__always)
-    func mayBeReadable(_ fd: Int32) -> Bool {
-        let index = Int(fd)
-        return index >= table.count || !table[index].registered || table[index].mayBeReadable
-            || table[index].sawHangUp
-    }
-
-    /// Records that a read drained `fd`: until epoll reports it again, reads park first.
-    /// Only for registered (edge-triggered) descriptors; the edge that follows new data is
-    /// reported by a later `epoll_wait`, which sets the flag again.
-    @inline(__always)
-    func markDrained(_ fd: Int32) {
-        let index = Int(fd)
-        if index < table.count && table[index].registered { table[index].mayBeReadable = false }
     }
 
     /// Forgets `fd` before it is closed, waking its waiters with `error`.
@@ -117,8 +91,10 @@ final class Poller {
         }
         _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
         table[index].registered = false
-        table[index].mayBeReadable = true
-        table[index].sawHangUp = false
+        // The woken waiters clear their own slots, but a new descriptor with this number may
+        // be waited on before they run.
+        table[index].reader = nil
+        table[index].writer = nil
     }
 
     /// Parks the current greenlet until `fd` is readable and/or writable (whichever comes
@@ -131,7 +107,8 @@ final class Poller {
     /// - Returns: True if the descriptor became ready, false on deadline.
     /// - Throws: ``HubError/concurrentWait(_:)`` if another greenlet already waits on the same
     ///   descriptor in the same direction; errors thrown into the greenlet.
-    func wait(fd: Int32, readable: Bool, writable: Bool, deadline: UInt64?, transient: Bool, hub: Hub) throws -> Bool {
+    func wait(fd: Int32, readable: Bool, writable: Bool, deadline: UInt64?, transient: Bool,
+              checkFirst: Bool = false, hub: Hub) throws -> Bool {
         precondition(readable || writable, "wait: ask for readable, writable or both")
         guard fd >= 0 else { throw SystemError(errno: EBADF, operation: "wait on descriptor \(fd)") }
         let index = slot(fd)
@@ -139,6 +116,9 @@ final class Poller {
         if readable && table[index].reader != nil { throw HubError.concurrentWait("descriptor \(fd) (reading)") }
         if writable && table[index].writer != nil { throw HubError.concurrentWait("descriptor \(fd) (writing)") }
         let wasRegistered = table[index].registered
+        if checkFirst && wasRegistered && isReady(fd: fd, readable: readable, writable: writable) {
+            return true
+        }
         try register(fd: fd)
         let me = hub.currentNode!
         if readable { table[index].reader = me }
@@ -157,6 +137,12 @@ final class Poller {
         let what: StaticString = readable && writable ? "a descriptor to become ready"
             : readable ? "a descriptor to become readable" : "a descriptor to become writable"
         return try hub.park(on: what, deadline: deadline)
+    }
+
+    /// Polls `fd`'s current readiness without waiting (one `poll` syscall).
+    private func isReady(fd: Int32, readable: Bool, writable: Bool) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16((readable ? POLLIN : 0) | (writable ? POLLOUT : 0)), revents: 0)
+        return Glibc.poll(&entry, 1, 0) > 0 && entry.revents != 0
     }
 
     /// Waits for events for at most `timeoutNanos` (negative: until one arrives) and wakes the
@@ -180,10 +166,8 @@ final class Poller {
             }
             let flags = event.events
             let failed = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
-            if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed {
-                table[slot].mayBeReadable = true
-                if flags & EPOLLRDHUP.rawValue != 0 || failed { table[slot].sawHangUp = true }
-                if let reader = table[slot].reader { hub.wake(reader.takeUnretainedValue()) }
+            if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed, let reader = table[slot].reader {
+                hub.wake(reader.takeUnretainedValue())
             }
             if flags & EPOLLOUT.rawValue != 0 || failed, let writer = table[slot].writer {
                 hub.wake(writer.takeUnretainedValue())

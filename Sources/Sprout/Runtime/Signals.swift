@@ -5,7 +5,7 @@ import Glibc
 public final class SignalHandler {
     let signal: Int32
     let id: UInt64
-    unowned(unsafe) let hub: Hub
+    let hub: Hub
     private(set) var isActive = true
 
     init(signal: Int32, id: UInt64, hub: Hub) {

@@ -24,6 +24,8 @@ public final class ThreadPool: Sendable {
     private struct State {
         var jobs = Deque<@Sendable () -> Void>()
         var threads = 0
+        /// Workers running a job now.
+        var busy = 0
     }
     /// Jobs queued and not yet taken (read without the lock by a spinning worker).
     private let queued = Atomic<Int>(0)
@@ -95,7 +97,8 @@ public final class ThreadPool: Sendable {
     private func submit(_ job: @escaping @Sendable () -> Void) throws {
         let startThread = state.withLock { state -> Bool in
             state.jobs.append(job)
-            if state.threads < size && state.threads < state.jobs.count + 1 && !spinner.load(ordering: .relaxed) {
+            // Start a thread while queued jobs outnumber the workers free to take them.
+            if state.threads < size && state.jobs.count > state.threads - state.busy {
                 state.threads += 1
                 return true
             }
@@ -106,8 +109,17 @@ public final class ThreadPool: Sendable {
             do {
                 try spawnWorker()
             } catch {
-                state.withLock { $0.threads -= 1 }
-                throw error
+                let stranded = state.withLock { state -> Bool in
+                    state.threads -= 1
+                    // With no worker at all the job would never run: take it back.
+                    guard state.threads == 0 else { return false }
+                    state.jobs.removeLast()
+                    return true
+                }
+                if stranded {
+                    queued.subtract(1, ordering: .sequentiallyConsistent)
+                    throw error
+                }
             }
         }
         // A spinning worker will see the job; otherwise wake a sleeping one. The spinner
@@ -119,9 +131,22 @@ public final class ThreadPool: Sendable {
 
     private func popJob() -> (@Sendable () -> Void)? {
         guard queued.load(ordering: .acquiring) > 0 else { return nil }
-        let job = state.withLock { $0.jobs.popFirst() }
-        if job != nil { queued.subtract(1, ordering: .sequentiallyConsistent) }
+        let job = state.withLock { state -> (@Sendable () -> Void)? in
+            let job = state.jobs.popFirst()
+            if job != nil { state.busy += 1 }
+            return job
+        }
+        guard let job else { return nil }
+        // Jobs queued while a spinner was about (they posted no wake-up) must not wait behind
+        // this one: wake another worker.
+        if queued.subtract(1, ordering: .sequentiallyConsistent).newValue > 0 {
+            sem_post(pending)
+        }
         return job
+    }
+
+    private func finishedJob() {
+        state.withLock { $0.busy -= 1 }
     }
 
     /// Waits until a job may be queued. One worker at a time spins briefly (a job often
@@ -164,6 +189,7 @@ public final class ThreadPool: Sendable {
         while true {
             if let job = popJob() {
                 job()
+                finishedJob()
             } else {
                 waitForWork()
             }

@@ -35,6 +35,10 @@ struct TimerQueue {
     var isEmpty: Bool { heap.isEmpty }
     var count: Int { heap.count }
     var nextDeadline: UInt64? { heap.min?.deadline }
+    /// The earliest entry.
+    var first: Entry? { heap.min }
+    /// Removes the earliest entry.
+    mutating func popFirst() -> Entry? { heap.popMin() }
 
     mutating func schedule(at deadline: UInt64, _ action: TimerAction) {
         sequence &+= 1

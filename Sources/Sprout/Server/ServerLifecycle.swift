@@ -19,7 +19,8 @@ enum ServerLifecycle {
         do {
             try handlers.join(timeout: timeout)
         } catch {
-            Hub.current.current.pendingError = error
+            let me = Hub.current.current!
+            if me.pendingError == nil { me.pendingError = error }
         }
         handlers.kill()
     }

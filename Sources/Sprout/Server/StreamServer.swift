@@ -166,6 +166,13 @@ public final class StreamServer {
                     logger.error("connection handler failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
                 }
             }
+            if greenlet.isReady {
+                // No stack could be mapped: the body never ran, so clean up for it.
+                logger.error("cannot start a connection handler", metadata: ["peer": "\(peer)", "error": "\(greenlet.error.map { "\($0)" } ?? "?")"])
+                connection.close()
+                slots?.release()
+                continue
+            }
             handlers.add(greenlet)
         }
     }

@@ -31,6 +31,12 @@ public final class Condition {
                                                deadline: timeout.map { hub.deadline(after: $0) })
         } catch {
             failure = error
+            let me = hub.current!
+            if me.isGranted {
+                // A notify reached us but we were interrupted: it belongs to the next waiter.
+                me.isGranted = false
+                waiters.wakeFirst(hub: hub)
+            }
         }
         // Re-acquire even if interrupted; a kill during this wait is delivered afterwards.
         while true {
