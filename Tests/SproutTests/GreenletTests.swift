@@ -251,3 +251,24 @@ struct GreenletTests {
         }
     }
 }
+
+@Suite(.timeLimit(.minutes(1)))
+struct FailureReportTests {
+    @Test func unobservedFailureIsPrintedOnceWithTheName() async {
+        let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            _ = try? GreenThread.run {
+                spawn(name: "lonely") { () throws -> Void in throw TestError(code: 7) }
+                let joined = spawn(name: "joined") { () throws -> Void in throw TestError(code: 8) }
+                try joined.join()
+                let linked = spawn(name: "linked") { () throws -> Void in throw TestError(code: 9) }
+                linked.link { _ in }
+                try sleep(for: .milliseconds(5))
+            }
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.split(separator: "\n").filter { $0.contains("greenlet 'lonely' failed") }.count == 1, "printed exactly once")
+        #expect(stderr.contains("TestError(code: 7)"))
+        #expect(!stderr.contains("'joined'"))
+        #expect(!stderr.contains("'linked'"))
+    }
+}
