@@ -4,6 +4,7 @@
 /// failure is not reported, but it has no value, so ``Greenlet/get()`` throws it. Never swallow
 /// it: a `catch` around a switch point must rethrow `GreenletExit`.
 public struct GreenletExit: Error, CustomStringConvertible {
+    /// Creates the error (as `kill()` does).
     public init() {}
     public var description: String { "GreenletExit" }
 }
