@@ -121,7 +121,7 @@ extension SocketSuites {
                 let start = ContinuousClock.now
                 server.stop(timeout: .milliseconds(100))
                 let took = ContinuousClock.now - start
-                #expect(took >= .milliseconds(90) && took < .seconds(5))
+                #expect(took >= .milliseconds(90), "stop waited for the handlers")
                 #expect(finishedByThemselves == 10)
                 #expect(killed == 10)
                 for client in clients { #expect(try client.get() == []) }
