@@ -10,7 +10,7 @@ import Synchronization
 /// poster no syscall. The mutex is never held across a greenlet switch.
 public final class HubInbox: Sendable {
     let eventFD: Int32
-    private let state = Mutex<State>(State())
+    private let state = ThreadLock<State>(State())
     /// Number of posts not yet drained (read by the hub without the lock).
     private let pending = Atomic<Int>(0)
     /// True while the hub sleeps, or is about to sleep, in `epoll_wait`.

@@ -15,7 +15,7 @@ public final class ThreadPool: Sendable {
 
     /// The most threads the pool runs.
     public let size: Int
-    private let state = Mutex<State>(State())
+    private let state = ThreadLock<State>(State())
     // A POSIX semaphore is itself thread-safe; the pointer never changes.
     nonisolated(unsafe) private let pending: UnsafeMutablePointer<sem_t>
     /// Held by the one idle worker allowed to spin.

@@ -1,0 +1,31 @@
+import Glibc
+
+/// A value guarded by a pthread mutex, for state shared between OS threads (never held across
+/// a greenlet switch).
+///
+/// Used instead of `Synchronization.Mutex` because ThreadSanitizer intercepts pthread
+/// mutexes but cannot see inside `Mutex`'s uninstrumented futex code, and reports every access
+/// it guards as a race: with this lock, `swift test --sanitize=thread` checks Sprout's
+/// cross-thread code for real.
+final class ThreadLock<Value>: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private var value: Value
+
+    init(_ value: Value) {
+        self.value = value
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `body` with exclusive access to the value.
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+}
