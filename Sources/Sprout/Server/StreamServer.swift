@@ -48,27 +48,29 @@ public final class StreamServer {
     /// ``start()``). Nothing is bound until ``start()``.
     ///
     /// - Precondition: `maxConnections`, if given, is at least 1.
-    public init(host: String = "127.0.0.1", port: Int, maxConnections: Int? = nil, backlog: Int32 = 1024,
-                logger: Logger = Logger(label: "sprout.StreamServer"), handler: @escaping Handler) {
+    public convenience init(host: String = "127.0.0.1", port: Int, maxConnections: Int? = nil, backlog: Int32 = 1024,
+                            logger: Logger = Logger(label: "sprout.StreamServer"), handler: @escaping Handler) {
+        self.init(host: host, port: port, unixPath: nil, maxConnections: maxConnections, backlog: backlog,
+                  logger: logger, handler: handler)
+    }
+
+    /// Creates a server on the Unix-domain socket `path` (which must not exist yet).
+    ///
+    /// - Precondition: `maxConnections`, if given, is at least 1.
+    public convenience init(unixPath path: String, maxConnections: Int? = nil, backlog: Int32 = 1024,
+                            logger: Logger = Logger(label: "sprout.StreamServer"), handler: @escaping Handler) {
+        self.init(host: path, port: 0, unixPath: path, maxConnections: maxConnections, backlog: backlog,
+                  logger: logger, handler: handler)
+    }
+
+    private init(host: String, port: Int, unixPath: String?, maxConnections: Int?, backlog: Int32,
+                 logger: Logger, handler: @escaping Handler) {
         if let maxConnections {
             precondition(maxConnections >= 1, "StreamServer: maxConnections must be at least 1 (got \(maxConnections))")
         }
         self.host = host
         self.requestedPort = port
-        self.unixPath = nil
-        self.maxConnections = maxConnections
-        self.backlog = backlog
-        self.logger = logger
-        self.handler = handler
-        slots = maxConnections.map { Semaphore($0) }
-    }
-
-    /// Creates a server on the Unix-domain socket `path` (which must not exist yet).
-    public init(unixPath path: String, maxConnections: Int? = nil, backlog: Int32 = 1024,
-                logger: Logger = Logger(label: "sprout.StreamServer"), handler: @escaping Handler) {
-        self.host = path
-        self.requestedPort = 0
-        self.unixPath = path
+        self.unixPath = unixPath
         self.maxConnections = maxConnections
         self.backlog = backlog
         self.logger = logger
