@@ -218,19 +218,23 @@ struct GreenletTests {
 
     @Test func nestedGreenThreadParksOnlyTheCaller() async throws {
         try await green { () throws in
+            // The other thread returns only after the caller's ticker has run to the end: if
+            // the caller's hub stopped while it waited, this would never finish.
+            let ticked = OneShotSignal()
             var ticks = 0
             let ticker = spawn {
                 for _ in 0..<5 {
                     try sleep(for: .milliseconds(2))
                     ticks += 1
                 }
+                ticked.signal()
             }
             let value = try GreenThread.run { () throws -> Int in
-                try sleep(for: .milliseconds(30))
+                ticked.wait()
                 return 3
             }
             #expect(value == 3)
-            #expect(ticks == 5, "the caller's hub kept running while it waited")
+            #expect(ticks == 5)
             try ticker.join()
         }
     }

@@ -76,3 +76,15 @@ func receive(_ socket: Socket, exactly count: Int) throws -> [UInt8] {
 func pattern(_ count: Int, seed: Int) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7) }
 }
+
+/// Raises the soft descriptor limit to the hard one and, if that is below `wanted` and the
+/// process may (root), the hard limit too. Returns the soft limit in force.
+func raiseOpenFileLimitForTests(to wanted: Int) throws -> Int {
+    var limit = rlimit()
+    if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_max < rlim_t(wanted) {
+        limit.rlim_max = rlim_t(wanted)
+        limit.rlim_cur = rlim_t(wanted)
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)   // fails without privilege: fine
+    }
+    return try raiseOpenFileLimit()
+}

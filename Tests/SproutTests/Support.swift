@@ -1,3 +1,4 @@
+import Glibc
 import Sprout
 import Testing
 
@@ -38,4 +39,16 @@ func expectNoLeaks(since before: HubCounters, sourceLocation: SourceLocation = #
 /// A distinct error for tests.
 struct TestError: Error, Equatable {
     let code: Int
+}
+
+/// A one-time signal between OS threads (a POSIX semaphore): `wait` blocks the calling thread.
+final class OneShotSignal: @unchecked Sendable {
+    private let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    init() { sem_init(semaphore, 0, 0) }
+    deinit {
+        sem_destroy(semaphore)
+        semaphore.deallocate()
+    }
+    func signal() { sem_post(semaphore) }
+    func wait() { while sem_wait(semaphore) != 0 {} }
 }
