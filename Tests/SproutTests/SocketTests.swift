@@ -117,7 +117,8 @@ extension SocketSuites {
                         return try socket.recv(maxLength: 10)   // the server closes: end of stream
                     }
                 }
-                try sleep(for: .milliseconds(5))
+                while server.connectionCount < 20 { try sleep(for: .milliseconds(1)) }
+                try sleep(for: .milliseconds(2))   // every handler has read its byte
                 let start = ContinuousClock.now
                 server.stop(timeout: .milliseconds(100))
                 let took = ContinuousClock.now - start
@@ -150,7 +151,8 @@ extension SocketSuites {
                     defer { socket.close() }
                     return try socket.recv(maxLength: 2)
                 }
-                try sleep(for: .milliseconds(30))
+                while running < 3 { try sleep(for: .milliseconds(1)) }
+                try sleep(for: .milliseconds(20))   // room for a fourth, if the limit leaked
                 #expect(running == 3)
                 release.set()
                 for client in clients { #expect(try client.get() == Array("ok".utf8)) }
