@@ -13,7 +13,9 @@ struct QueueTests {
                 try lifo.put(value)
                 try priority.put(value)
             }
+            #expect(fifo.peek() == 3 && priority.peek() == 1 && lifo.peek() == 2)
             #expect(try (0..<3).map { _ in try fifo.get() } == [3, 1, 2])
+            #expect(fifo.peek() == nil)
             #expect(try (0..<3).map { _ in try lifo.get() } == [2, 1, 3])
             #expect(try (0..<3).map { _ in try priority.get() } == [1, 2, 3])
         }

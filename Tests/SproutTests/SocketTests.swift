@@ -216,6 +216,8 @@ extension SocketSuites {
                 try withEchoServer { port, _ in
                     let socket = try Socket.connect(host: "127.0.0.1", port: port, timeout: .milliseconds(20))
                     defer { socket.close() }
+                    try socket.setNoDelay(false)
+                    try socket.setOption(level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1)
                     do {
                         _ = try socket.recv(maxLength: 1)
                         Issue.record("recv returned")

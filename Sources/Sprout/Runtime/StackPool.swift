@@ -37,8 +37,6 @@ final class StackPool {
     private var fresh: [Int: (slab: Int, next: Int)] = [:]
     @exclusivity(unchecked) private(set) var inUse = 0
 
-    /// Number of free stacks held by the pool (for tests and leak checks).
-    var freeCount: Int { freeDefault.count + freeOther.values.reduce(0) { $0 + $1.count } }
 
     /// Rounds a requested size up to whole pages, at least ``minimumStackSize``.
     static func normalizedSize(_ requested: Int) -> Int {
