@@ -5,6 +5,7 @@ let package = Package(
     name: "Sprout",
     products: [
         .library(name: "Sprout", targets: ["Sprout"]),
+        .library(name: "SproutHTTP", targets: ["SproutHTTP"]),
         .executable(name: "sprout", targets: ["sprout"]),
         .executable(name: "sprout-bench", targets: ["sprout-bench"]),
     ],
@@ -12,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .target(
@@ -28,10 +30,20 @@ let package = Package(
             ],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
+        .target(
+            name: "SproutHTTP",
+            dependencies: [
+                "Sprout",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
         .executableTarget(
             name: "sprout",
             dependencies: [
                 "Sprout",
+                "SproutHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,6 +59,10 @@ let package = Package(
         .testTarget(
             name: "SproutTests",
             dependencies: ["Sprout"]
+        ),
+        .testTarget(
+            name: "SproutHTTPTests",
+            dependencies: ["SproutHTTP", "Sprout", .product(name: "HTTPTypes", package: "swift-http-types")]
         ),
     ],
     swiftLanguageModes: [.v6]

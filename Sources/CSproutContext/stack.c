@@ -82,3 +82,16 @@ void sprout_slab_stack(const sprout_slab_t *slab, size_t index, void **low, void
 void sprout_stack_discard(void *low, size_t length) {
     (void)madvise(low, length, MADV_DONTNEED);
 }
+
+size_t sprout_stack_release_unused(size_t keep_below) {
+    sprout_context_t *ctx = sprout_context_current();
+    if (ctx == NULL || ctx->stack_low == 0) return 0;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    if (sp <= ctx->stack_low + keep_below) return 0;
+    uintptr_t end = (sp - keep_below) & ~(page - 1);
+    if (end <= ctx->stack_low) return 0;
+    size_t length = end - ctx->stack_low;
+    (void)madvise((void *)ctx->stack_low, length, MADV_DONTNEED);
+    return length;
+}

@@ -102,6 +102,11 @@ void sprout_slab_destroy(sprout_slab_t *slab);
 void sprout_slab_stack(const sprout_slab_t *slab, size_t index, void **low, void **high, void **guard_low);
 /// Gives the pages of a stack that is no longer used back to the kernel (they read as zero later).
 void sprout_stack_discard(void *low, size_t length);
+/// Gives back to the kernel the pages of the running greenlet's stack that lie more than
+/// `keep_below` bytes below the caller's frame: pages a deeper call touched earlier and that a
+/// parked greenlet does not need. They read as zero when touched again. Returns the number of
+/// bytes released; 0 on a thread's own stack or when nothing lies that deep.
+size_t sprout_stack_release_unused(size_t keep_below);
 /// The guard mode in effect (probing it on first use).
 sprout_guard_mode_t sprout_guard_mode(void);
 

@@ -269,6 +269,25 @@ public final class Socket {
         }
     }
 
+    /// Receives into `buffer` what the kernel already holds, without ever waiting.
+    ///
+    /// - Returns: The number of bytes written to `buffer`, 0 at end of stream, or `nil` when
+    ///   nothing is there yet.
+    /// - Throws: ``SystemError`` (`ECONNRESET`, `EBADF` on a closed socket).
+    public func tryRecv(into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
+        try checkOpen("recv")
+        while true {
+            let count = Glibc.recv(fileDescriptor, buffer.baseAddress, buffer.count, 0)
+            if count >= 0 { return count }
+            let error = errno
+            switch error {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return nil
+            default: throw SystemError(errno: error, operation: "recv")
+            }
+        }
+    }
+
     /// Sends some of `buffer`, as much as the kernel takes at once (at least one byte).
     ///
     /// - Returns: The number of bytes sent.

@@ -1,0 +1,61 @@
+import HTTPTypes
+import Sprout
+
+/// The routes of `sprout serve`, a contract that tests outside this repository drive:
+///
+/// | route | answer |
+/// | --- | --- |
+/// | `GET /` | 200 `text/plain` `Hello, World!` |
+/// | `POST /echo` | 200, the request body as received (Content-Length or chunked) |
+/// | `GET /stream?n=K` | 200, K chunks `chunk-<i>\n` (i from 0); close-delimited for HTTP/1.0 |
+/// | `GET /sleep?ms=M` | sleeps M ms cooperatively, then 200 `slept` |
+/// | `GET /headers` | one line `name: value` per request header, names lowercased |
+///
+/// `HEAD` on each `GET` route answers its headers; other paths 404; unknown methods 501.
+public enum DemoApp {
+    /// The most chunks `/stream` sends, and the longest `/sleep`, so a request cannot tie up
+    /// the server for ever.
+    public static let maxStreamChunks = 1_000_000
+    public static let maxSleep = 600_000
+
+    /// A router serving the demo routes.
+    public static func router() -> Router {
+        let router = Router()
+        router.get("/") { _ in
+            .text("Hello, World!")
+        }
+        router.post("/echo") { request in
+            let bytes = try request.body.readAll()
+            var fields = HTTPFields()
+            fields[.contentType] = request.headerFields[.contentType] ?? "application/octet-stream"
+            return Response(headerFields: fields, body: .bytes(bytes))
+        }
+        router.get("/stream") { request in
+            let count = try integer(request.query["n"], name: "n", range: 0...maxStreamChunks)
+            return Response(headerFields: [.contentType: "text/plain; charset=utf-8"], body: .stream { writer in
+                for i in 0..<count { try writer.write("chunk-\(i)\n") }
+            })
+        }
+        router.get("/sleep") { request in
+            let milliseconds = try integer(request.query["ms"], name: "ms", range: 0...maxSleep)
+            try sleep(for: .milliseconds(milliseconds))
+            return .text("slept")
+        }
+        router.get("/headers") { request in
+            var text = ""
+            if let authority = request.head.authority { text += "host: \(authority)\n" }
+            for field in request.headerFields {
+                text += "\(field.name.canonicalName): \(field.value)\n"
+            }
+            return .text(text)
+        }
+        return router
+    }
+
+    private static func integer(_ text: String?, name: String, range: ClosedRange<Int>) throws -> Int {
+        guard let text, let value = Int(text), range.contains(value) else {
+            throw HTTPError(.badRequest, message: "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+}

@@ -1,0 +1,306 @@
+import Glibc
+import HTTPTypes
+import Logging
+import Sprout
+
+/// One client connection: reads requests in order, hands each to the responder, writes its
+/// response, and waits for the next one (keep-alive) in the connection's own greenlet.
+///
+/// While it waits between requests it is on the server's idle list (the oldest idle connection
+/// is closed to admit a new one when the server is full), and after a short grace period it
+/// gives back its read buffer and the stack pages its last request touched.
+final class HTTPConnection {
+    let socket: Socket
+    let peer: SocketAddress
+    unowned let server: HTTPServer
+    let configuration: HTTPServer.Configuration
+    let pool: BufferPool
+    @exclusivity(unchecked) var input = ReadBuffer()
+    @exclusivity(unchecked) private var head = ParsedRequestHead()
+    @exclusivity(unchecked) private var scanner = HeadScanner()
+    private var body: RequestBody!
+    private var requestCount = 0
+    var greenlet: AnyGreenlet?
+
+    // The server's idle list (oldest first), intrusive so that joining and leaving it is O(1).
+    var idlePrevious: HTTPConnection?
+    var idleNext: HTTPConnection?
+    var isIdle = false
+    /// Closed by the server to admit a newer connection; its slot is already counted free.
+    var isEvicted = false
+    private var drainWoken = false
+
+    init(socket: Socket, peer: SocketAddress, server: HTTPServer) {
+        self.socket = socket
+        self.peer = peer
+        self.server = server
+        configuration = server.configuration
+        pool = server.bufferPool
+        body = RequestBody(connection: self, limit: configuration.maxBodySize)
+    }
+
+    /// Serves requests until the connection ends; never throws but `GreenletExit`.
+    func run() throws {
+        defer {
+            input.release(to: pool)
+            server.connectionEnded(self)
+            socket.close()
+        }
+        do {
+            try serve()
+        } catch is GreenletExit {
+            throw GreenletExit()
+        } catch let error as SystemError {
+            // Resets, broken pipes, eviction (EBADF) and timeouts while writing: the client's
+            // business, not a server fault.
+            server.logger.debug("connection ended", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        } catch {
+            server.logger.error("connection failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        }
+    }
+
+    private func serve() throws {
+        while true {
+            let headLength: Int
+            do {
+                guard let length = try readHead() else { return }
+                headLength = length
+            } catch let error as HTTPParseError {
+                try answerAndClose(statusCode: error.statusCode, reason: error.reason)
+                return
+            }
+            guard try handleRequest(headLength: headLength) else { return }
+        }
+    }
+
+    // MARK: Reading the head
+
+    /// Reads until a whole head is buffered. Returns its length, or nil if the connection
+    /// should close quietly (end of stream, idle timeout, eviction, drain).
+    private func readHead() throws -> Int? {
+        scanner.reset()
+        var deadline: ContinuousClock.Instant?
+        var skippedEmptyLine = false
+        while true {
+            if input.count == 0 {
+                guard try waitForNextRequest() else { return nil }
+                continue
+            }
+            if deadline == nil { deadline = .now + configuration.headerTimeout }
+            switch try scanner.scan(input.readable, limits: configuration.headLimits) {
+            case .complete(let length):
+                return length
+            case .leadingEmptyLine:
+                guard !skippedEmptyLine else { throw HTTPParseError.badRequest("empty lines before the request line") }
+                skippedEmptyLine = true
+                input.consume(2)
+                scanner.reset()
+                continue
+            case .needMore:
+                break
+            }
+            guard let space = try input.receiveSpace(limit: configuration.headLimits.maxHeadLength + 1, pool: pool) else {
+                throw HTTPParseError.headersTooLarge
+            }
+            let remaining = deadline! - .now
+            guard remaining > .zero else { throw HTTPParseError(statusCode: 408, reason: "request head not received in time") }
+            socket.timeout = remaining
+            let count: Int
+            do {
+                count = try socket.recv(into: space)
+            } catch let error as SystemError where error.errno == ETIMEDOUT {
+                throw HTTPParseError(statusCode: 408, reason: "request head not received in time")
+            }
+            if count == 0 { return nil }
+            input.didReceive(count)
+        }
+    }
+
+    /// Waits for the first bytes of a request. True once some are buffered.
+    private func waitForNextRequest() throws -> Bool {
+        let isFirst = requestCount == 0
+        if server.isDraining && !isFirst { return false }
+        let idleTimeout = isFirst ? configuration.headerTimeout : configuration.idleTimeout
+        server.becameIdle(self)
+        defer { server.becameBusy(self) }
+        do {
+            let grace = min(configuration.idleGrace, idleTimeout)
+            guard let space = try input.receiveSpace(limit: configuration.headLimits.maxHeadLength + 1, pool: pool) else {
+                return false
+            }
+            socket.timeout = grace
+            do {
+                let count = try socket.recv(into: space)
+                if count == 0 { return false }
+                input.didReceive(count)
+                return true
+            } catch let error as SystemError where error.errno == ETIMEDOUT {}
+            // A long wait: hold no buffer and no stack pages below this frame while parked.
+            input.release(to: pool)
+            releaseUnusedStackPages()
+            guard try socket.wait(readable: true, timeout: idleTimeout - grace) else { return false }
+            return try receiveNow()
+        } catch is GreenletExit where server.isDraining && !drainWoken {
+            // Woken by a graceful stop: answer a request that is already here, else close.
+            drainWoken = true
+            return try receiveNow()
+        }
+    }
+
+    private func receiveNow() throws -> Bool {
+        guard let space = try input.receiveSpace(limit: configuration.headLimits.maxHeadLength + 1, pool: pool) else {
+            return false
+        }
+        guard let count = try socket.tryRecv(into: space), count > 0 else { return false }
+        input.didReceive(count)
+        return true
+    }
+
+    /// Wakes this connection out of its idle wait so that it closes (graceful stop).
+    func wakeForDrain() {
+        guard let greenlet, !drainWoken else { return }
+        greenlet.kill(block: false)
+    }
+
+    // MARK: One request
+
+    /// Parses the head, runs the responder, writes the response. True to read another request.
+    private func handleRequest(headLength: Int) throws -> Bool {
+        let started = configuration.accessLog ? ContinuousClock.now : nil
+        do {
+            try RequestHeadParser.parse(UnsafeRawBufferPointer(rebasing: input.readable[..<headLength]), into: &head,
+                                        limits: configuration.headLimits)
+        } catch {
+            try answerAndClose(statusCode: error.statusCode, reason: error.reason)
+            return false
+        }
+        let httpRequest = HeadConversion.request(from: head, in: input.readable)
+        let method = head.knownMethod
+        let minorVersion = head.minorVersion
+        var keepAlive = head.keepAlive && !server.isDraining
+        input.consume(headLength)
+        body.reset(framing: head.framing, expectContinue: head.expectContinue, limit: configuration.maxBodySize)
+        let request = Request(head: httpRequest, body: body, peer: peer, minorVersion: minorVersion)
+
+        var response: Response
+        do {
+            response = try server.responder.respond(to: request)
+        } catch let error as HTTPError {
+            response = error.response
+            if error.closesConnection { keepAlive = false }
+        } catch let error as HTTPParseError {
+            try answerAndClose(statusCode: error.statusCode, reason: error.reason)
+            return false
+        } catch is GreenletExit {
+            throw GreenletExit()
+        } catch let error as SystemError where error.errno == ECONNRESET || error.errno == EPIPE || error.errno == EBADF {
+            throw error
+        } catch {
+            logHandlerFailure(error, httpRequest)
+            response = HTTPError(.internalServerError).response
+        }
+
+        // The body must be consumed (or the connection closed) before another request can be
+        // framed (RFC 9112 §9.3).
+        if keepAlive && !body.isComplete && !body.discardRemainder(maxBytes: configuration.maxDiscardedBodyBytes) {
+            keepAlive = false
+        }
+        let written = try ResponseWriter.write(response, on: self, isHead: method == .head, minorVersion: minorVersion,
+                                               keepAlive: &keepAlive)
+        if let started {
+            let micros = (ContinuousClock.now - started).nanoseconds / 1000
+            server.logger.info("\(httpRequest.method) \(httpRequest.path ?? "") \(response.status.code) \(written)B \(micros)us",
+                               metadata: ["peer": "\(peer)"])
+        }
+        requestCount += 1
+        if !keepAlive {
+            lingeringClose()
+            return false
+        }
+        try input.shrinkIfLarge(pool: pool)
+        return true
+    }
+
+    private func logHandlerFailure(_ error: any Error, _ request: HTTPRequest) {
+        if let failure = error as? RouteHandlerError {
+            server.logger.error("handler failed", metadata: ["route": "\(failure.route)", "error": "\(failure.underlying)"])
+        } else {
+            server.logger.error("handler failed",
+                                metadata: ["route": "\(request.method) \(request.path ?? "")", "error": "\(error)"])
+        }
+    }
+
+    // MARK: Body IO (for RequestBody)
+
+    /// Copies buffered body bytes into `buffer`, or receives directly into it when nothing is
+    /// buffered. Returns 0 at end of stream.
+    func readBodyBytes(into buffer: UnsafeMutableRawBufferPointer, atMost limit: Int) throws -> Int {
+        let wanted = min(buffer.count, limit)
+        if input.count > 0 {
+            let count = min(wanted, input.count)
+            memcpy(buffer.baseAddress!, input.readable.baseAddress!, count)
+            input.consume(count)
+            return count
+        }
+        socket.timeout = configuration.bodyReadTimeout
+        do {
+            return try socket.recv(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted]))
+        } catch let error as SystemError where error.errno == ETIMEDOUT {
+            throw HTTPError.closing(.requestTimeout, message: "request body not received in time")
+        }
+    }
+
+    /// Receives more bytes into the input buffer for the chunked decoder. False at end of stream.
+    func receiveBodyBytes() throws -> Bool {
+        guard let space = try input.receiveSpace(limit: pool.bufferSize, pool: pool) else { return true }
+        socket.timeout = configuration.bodyReadTimeout
+        do {
+            let count = try socket.recv(into: space)
+            input.didReceive(count)
+            return count > 0
+        } catch let error as SystemError where error.errno == ETIMEDOUT {
+            throw HTTPError.closing(.requestTimeout, message: "request body not received in time")
+        }
+    }
+
+    func sendContinue() throws {
+        socket.timeout = configuration.writeTimeout
+        try socket.sendAll("HTTP/1.1 100 Continue\r\n\r\n")
+    }
+
+    // MARK: Errors and closing
+
+    /// Answers a request that cannot be served (parse errors, limits, timeouts), then closes.
+    private func answerAndClose(statusCode: Int, reason: String) throws {
+        server.logger.debug("rejected request", metadata: ["peer": "\(peer)", "status": "\(statusCode)", "reason": "\(reason)"])
+        var keepAlive = false
+        let status = HTTPResponse.Status(code: statusCode)
+        _ = try? ResponseWriter.write(HTTPError(status).response, on: self, isHead: false, minorVersion: 1,
+                                      keepAlive: &keepAlive)
+        lingeringClose()
+    }
+
+    /// Half-closes, then reads and drops what the client still sends for a moment, so that
+    /// the response is not destroyed by a reset (RFC 9112 §9.6).
+    private func lingeringClose() {
+        guard !socket.isClosed else { return }
+        try? socket.shutdown(.write)
+        socket.timeout = configuration.lingerTimeout
+        var discarded = 0
+        while discarded < 256 * 1024 {
+            input.consume(input.count)
+            guard let space = try? input.receiveSpace(limit: pool.bufferSize, pool: pool),
+                  let count = try? socket.recv(into: space), count > 0 else { break }
+            discarded += count
+        }
+        input.consume(input.count)
+        socket.close()
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

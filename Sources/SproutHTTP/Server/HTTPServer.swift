@@ -1,0 +1,286 @@
+import Glibc
+public import Logging
+import Sprout
+
+/// An HTTP/1.1 server: one greenlet per connection, handlers written as plain blocking code.
+///
+/// ```swift
+/// let router = Router()
+/// router.get("/") { _ in .text("Hello, World!") }
+/// router.get("/feed/:user") { request in .text("feed of \(request.parameters["user"]!)") }
+/// let server = HTTPServer(configuration: .init(port: 8080), responder: router)
+/// try server.serveForever()   // stop(timeout:) from another greenlet, e.g. on SIGTERM
+/// ```
+///
+/// Requests on a connection are served in order (pipelining included); keep-alive is the
+/// default for HTTP/1.1. Each phase has its own timeout (see ``Configuration``). When
+/// ``Configuration/maxConnections`` are open, the connection idle the longest is closed to admit a
+/// new one, and only when none is idle does accepting wait. Parse errors are answered with
+/// their status (400, 408, 413, 414, 417, 431, 501, 505) and close the connection; a handler's
+/// error becomes a 500 with a generic body and one log line. Use the server from the thread
+/// (hub) that started it.
+public final class HTTPServer {
+    /// What a server does, with the defaults `sprout serve` uses.
+    public struct Configuration: Sendable {
+        /// The address to bind (`"127.0.0.1"`, `"0.0.0.0"`, `"::"`).
+        public var host: String
+        /// The port; 0 picks a free one (read ``HTTPServer/port`` after ``HTTPServer/start()``).
+        public var port: Int
+        /// The kernel's queue of connections not yet accepted.
+        public var backlog: Int32
+        /// The most connections open at once.
+        public var maxConnections: Int
+        /// Time from a request's first byte (or a connection's opening) to its complete head;
+        /// bytes that trickle in do not extend it. 408, then close.
+        public var headerTimeout: Duration
+        /// How long a kept-alive connection may wait for its next request.
+        public var idleTimeout: Duration
+        /// The longest wait for more body bytes while a handler reads (408, then close).
+        public var bodyReadTimeout: Duration
+        /// The longest wait for the client to take more of a response; a client that stops
+        /// reading is cut off.
+        public var writeTimeout: Duration
+        /// The default body limit of a route (413 beyond).
+        public var maxBodySize: Int
+        /// Request line, head and field-count limits (414, 431).
+        public var headLimits: HeadLimits
+        /// Logs one line per request (method, target, status, bytes, duration) at `info`.
+        public var accessLog: Bool
+        /// An unread body up to this size is read and dropped so that the connection can carry
+        /// the next request; a larger one closes the connection.
+        public var maxDiscardedBodyBytes: Int
+        /// How long an idle connection keeps its buffer before giving it back (and its stack
+        /// pages); under steady load the next request usually arrives first.
+        public var idleGrace: Duration
+        /// How long a closing connection reads and drops what the client still sends, so that
+        /// the response is not lost to a reset.
+        public var lingerTimeout: Duration
+
+        /// A configuration with the documented defaults: port 8080, 10,000 connections,
+        /// header timeout 10 s, idle 10 s, body read 30 s, write 30 s, 2 MiB bodies.
+        public init(host: String = "127.0.0.1", port: Int = 8080, backlog: Int32 = 1024, maxConnections: Int = 10_000,
+                    headerTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(10),
+                    bodyReadTimeout: Duration = .seconds(30), writeTimeout: Duration = .seconds(30),
+                    maxBodySize: Int = 2 << 20, headLimits: HeadLimits = HeadLimits(), accessLog: Bool = false,
+                    maxDiscardedBodyBytes: Int = 256 * 1024, idleGrace: Duration = .milliseconds(50),
+                    lingerTimeout: Duration = .milliseconds(500)) {
+            self.host = host
+            self.port = port
+            self.backlog = backlog
+            self.maxConnections = maxConnections
+            self.headerTimeout = headerTimeout
+            self.idleTimeout = idleTimeout
+            self.bodyReadTimeout = bodyReadTimeout
+            self.writeTimeout = writeTimeout
+            self.maxBodySize = maxBodySize
+            self.headLimits = headLimits
+            self.accessLog = accessLog
+            self.maxDiscardedBodyBytes = maxDiscardedBodyBytes
+            self.idleGrace = idleGrace
+            self.lingerTimeout = lingerTimeout
+        }
+    }
+
+    private enum State { case created, serving, draining, stopped }
+
+    /// The configuration the server was created with.
+    public let configuration: Configuration
+    /// Where handler failures, rejected requests (debug) and the access log go.
+    public var logger: Logger
+    let responder: any HTTPResponder
+    let bufferPool = BufferPool(bufferSize: 16 * 1024, hotLimit: 256)
+    let dateCache = DateCache()
+    private var state = State.created
+    private var listener: Socket?
+    private var acceptor: Greenlet<Void>?
+    private let handlers = Group()
+    private let stopped = Event()
+    private let capacityChanged = Event()
+    private var acceptorWaits = false
+    private var openCount = 0
+    private var idleOldest: HTTPConnection?
+    private var idleNewest: HTTPConnection?
+    /// Connections waiting for a request now.
+    public private(set) var idleConnectionCount = 0
+    /// Idle connections closed to admit new ones since the server started.
+    public private(set) var evictedConnectionCount = 0
+
+    /// Creates a server that answers with `responder`. Nothing is bound until ``start()``.
+    /// - Precondition: `configuration.maxConnections` is at least 1.
+    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "sprout.http"),
+                responder: any HTTPResponder) {
+        precondition(configuration.maxConnections >= 1, "HTTPServer: maxConnections must be at least 1")
+        self.configuration = configuration
+        self.logger = logger
+        self.responder = responder
+    }
+
+    /// Creates a server that answers every request with `handler`.
+    public convenience init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "sprout.http"),
+                            handler: @escaping (Request) throws -> Response) {
+        self.init(configuration: configuration, logger: logger, responder: HTTPHandler(handler))
+    }
+
+    /// The bound port (after ``start()``), 0 before.
+    public var port: Int { listener?.localAddress.port ?? 0 }
+    /// Connections open now.
+    public var connectionCount: Int { openCount }
+    /// True between ``start()`` and ``stop(timeout:)``.
+    public var isServing: Bool { state == .serving }
+    /// True while a graceful stop is finishing in-flight requests.
+    public var isDraining: Bool { state == .draining || state == .stopped }
+
+    /// Binds, listens and starts accepting in a new greenlet; returns at once. Raises the
+    /// process's open-file limit to its hard limit first.
+    ///
+    /// - Throws: ``SystemError`` (`EADDRINUSE`, …), ``ResolverError``;
+    ///   ``ServerError/alreadyStarted`` if started before.
+    public func start() throws {
+        guard state == .created else { throw ServerError.alreadyStarted }
+        _ = try? raiseOpenFileLimit()
+        let listener = try Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
+        self.listener = listener
+        state = .serving
+        acceptor = spawn(name: "HTTPServer accept \(listener.localAddress)") { [self] in
+            try acceptLoop(listener)
+        }
+        logger.debug("serving", metadata: ["address": "\(listener.localAddress)"])
+    }
+
+    /// Starts the server if needed and waits until ``stop(timeout:)`` has finished.
+    ///
+    /// - Throws: What ``start()`` throws; `GreenletExit` or an enclosing `Timeout`, after
+    ///   stopping the server with a one-second grace period.
+    /// - Note: A switch point.
+    public func serveForever() throws {
+        if state == .created { try start() }
+        do {
+            try stopped.wait()
+        } catch {
+            stop(timeout: .seconds(1))
+            throw error
+        }
+    }
+
+    /// Stops gracefully: stops accepting, closes idle connections at once (answering a request
+    /// that has already arrived on one), lets in-flight requests finish with `Connection: close`
+    /// for up to `timeout`, then kills what is left. Idempotent; returns when done.
+    ///
+    /// - Note: A switch point while requests finish.
+    public func stop(timeout: Duration = .seconds(10)) {
+        guard state == .serving else {
+            if state == .created { state = .stopped; stopped.set() }
+            return
+        }
+        state = .draining
+        acceptor?.kill()
+        listener?.close()
+        var idle = idleOldest
+        while let connection = idle {
+            idle = connection.idleNext
+            connection.wakeForDrain()
+        }
+        if handlers.count > 0 {
+            do {
+                _ = try handlers.join(timeout: timeout)
+            } catch {
+                // Interrupted while waiting: finish at once.
+            }
+            handlers.kill()
+        }
+        state = .stopped
+        stopped.set()
+        logger.debug("stopped")
+    }
+
+    // MARK: Accepting
+
+    private func acceptLoop(_ listener: Socket) throws {
+        var backoff: Duration = .milliseconds(10)
+        while state == .serving {
+            try waitForCapacity()
+            let socket: Socket
+            let peer: SocketAddress
+            do {
+                (socket, peer) = try listener.accept()
+                backoff = .milliseconds(10)
+            } catch let error as SystemError {
+                guard state == .serving && !listener.isClosed else { return }
+                // Out of descriptors or memory: wait for connections to end.
+                logger.warning("accept failed; retrying in \(backoff)", metadata: ["error": "\(error)"])
+                try sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(1))
+                continue
+            }
+            openCount += 1
+            let connection = HTTPConnection(socket: socket, peer: peer, server: self)
+            let greenlet = spawn(name: "http connection") { try connection.run() }
+            if greenlet.isReady {
+                logger.error("cannot start a connection handler", metadata: ["error": "\(greenlet.error.map { "\($0)" } ?? "?")"])
+                socket.close()
+                openCount -= 1
+                continue
+            }
+            connection.greenlet = greenlet
+            handlers.add(greenlet)
+        }
+    }
+
+    /// Returns once a connection may be accepted: at once below the limit; else after closing
+    /// the oldest idle connection (nginx's reuse of keep-alive connections), or waiting for one
+    /// to end or become idle.
+    private func waitForCapacity() throws {
+        while openCount >= configuration.maxConnections {
+            if let victim = idleOldest {
+                if evictedConnectionCount == 0 {
+                    logger.warning("connection limit reached; closing idle keep-alive connections to admit new ones",
+                                   metadata: ["maxConnections": "\(configuration.maxConnections)"])
+                }
+                evictedConnectionCount += 1
+                removeIdle(victim)
+                victim.isEvicted = true
+                openCount -= 1
+                victim.socket.close()
+                continue
+            }
+            capacityChanged.clear()
+            acceptorWaits = true
+            defer { acceptorWaits = false }
+            _ = try capacityChanged.wait()
+        }
+    }
+
+    // MARK: Connection bookkeeping (called by HTTPConnection)
+
+    func connectionEnded(_ connection: HTTPConnection) {
+        removeIdle(connection)
+        if !connection.isEvicted { openCount -= 1 }
+        connection.greenlet = nil
+        if acceptorWaits { capacityChanged.set() }
+    }
+
+    func becameIdle(_ connection: HTTPConnection) {
+        guard !connection.isIdle else { return }
+        connection.isIdle = true
+        connection.idlePrevious = idleNewest
+        connection.idleNext = nil
+        if let idleNewest { idleNewest.idleNext = connection } else { idleOldest = connection }
+        idleNewest = connection
+        idleConnectionCount += 1
+        if acceptorWaits { capacityChanged.set() }
+    }
+
+    func becameBusy(_ connection: HTTPConnection) {
+        removeIdle(connection)
+    }
+
+    private func removeIdle(_ connection: HTTPConnection) {
+        guard connection.isIdle else { return }
+        connection.isIdle = false
+        if let previous = connection.idlePrevious { previous.idleNext = connection.idleNext } else { idleOldest = connection.idleNext }
+        if let next = connection.idleNext { next.idlePrevious = connection.idlePrevious } else { idleNewest = connection.idlePrevious }
+        connection.idlePrevious = nil
+        connection.idleNext = nil
+        idleConnectionCount -= 1
+    }
+}

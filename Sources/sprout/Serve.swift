@@ -1,0 +1,61 @@
+import ArgumentParser
+import Glibc
+import Logging
+import Sprout
+import SproutHTTP
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The demo HTTP/1.1 server (GET /, POST /echo, GET /stream, GET /sleep, GET /headers).",
+        discussion: "SIGTERM or SIGINT stops gracefully: in-flight requests finish, idle connections close, exit 0.")
+
+    @Option(help: "Address to bind.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port = 8080
+
+    @Option(help: "Most connections open at once; idle keep-alive ones are closed to admit new ones.")
+    var maxConnections = 10_000
+
+    @Option(help: "Seconds from a request's first byte to its complete head (408 after).")
+    var headerTimeout: Double = 10
+
+    @Option(help: "Seconds an idle keep-alive connection is kept.")
+    var idleTimeout: Double = 10
+
+    @Option(help: "Seconds a graceful stop waits for in-flight requests.")
+    var drainTimeout: Double = 10
+
+    @Flag(help: "Log one line per request.")
+    var accessLog = false
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard headerTimeout > 0, idleTimeout > 0, drainTimeout >= 0 else {
+            throw ValidationError("timeouts must be positive")
+        }
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let configuration = HTTPServer.Configuration(
+            host: host, port: port, maxConnections: maxConnections,
+            headerTimeout: .milliseconds(Int(headerTimeout * 1000)), idleTimeout: .milliseconds(Int(idleTimeout * 1000)),
+            accessLog: accessLog)
+        let server = HTTPServer(configuration: configuration, responder: DemoApp.router())
+        try server.start()
+        print("sprout serve: listening on http://\(host):\(server.port)")
+        fflush(nil)
+        let drain = Duration.milliseconds(Int(drainTimeout * 1000))
+        for signal in [SIGINT, SIGTERM] {
+            try onSignal(signal) { server.stop(timeout: drain) }
+        }
+        try server.serveForever()
+    }
+}
