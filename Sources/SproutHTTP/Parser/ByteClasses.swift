@@ -61,7 +61,8 @@ public struct ByteSpan: Equatable, Sendable {
     }
 
     static let empty = ByteSpan(start: 0, count: 0)
-    var end: Int { start + count }
+    /// Offset one past the last byte.
+    public var end: Int { start + count }
 }
 
 extension UnsafeRawBufferPointer {

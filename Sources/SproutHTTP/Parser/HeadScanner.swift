@@ -3,9 +3,9 @@
 /// Each call looks only at bytes it has not seen (so a client trickling one byte at a time
 /// cannot make the work quadratic), requires CRLF for every line end, and enforces the length
 /// limits as soon as they are crossed rather than when the head completes.
-struct HeadScanner {
+public struct HeadScanner {
     /// What ``scan(_:limits:)`` found.
-    enum Outcome: Equatable {
+    public enum Outcome: Equatable, Sendable {
         /// The head is not complete yet.
         case needMore
         /// The head is the first `length` bytes, final CRLF included.
@@ -18,8 +18,11 @@ struct HeadScanner {
     private var lineStart = 0
     private var lines = 0
 
+    /// A scanner at the start of a head.
+    public init() {}
+
     /// Forgets everything seen; call before each new head.
-    mutating func reset() {
+    public mutating func reset() {
         scanned = 0
         lineStart = 0
         lines = 0
@@ -28,7 +31,7 @@ struct HeadScanner {
     /// Scans `bytes` (all bytes of the head so far, from its first byte).
     /// - Throws: ``HTTPParseError`` for a bare LF (400), a request line over the limit (414), a
     ///   head over the limit or too many fields (431).
-    mutating func scan(_ bytes: UnsafeRawBufferPointer, limits: HeadLimits) throws(HTTPParseError) -> Outcome {
+    public mutating func scan(_ bytes: UnsafeRawBufferPointer, limits: HeadLimits) throws(HTTPParseError) -> Outcome {
         let count = bytes.count
         guard let base = bytes.baseAddress else { return .needMore }
         while scanned < count {

@@ -1,0 +1,1 @@
+../../../../Sources/SproutHTTP/Parser/HeadScanner.swift

@@ -1,0 +1,2 @@
+import SproutParser
+print("stub")
