@@ -216,7 +216,7 @@ func exchange(_ port: Int, _ request: String, forHead: Bool = false) throws -> (
     let client = try RawClient(port: port)
     try client.send(request)
     let response = try client.readResponse(forHead: forHead)
-    return (response, try client.isClosedByServer(timeout: .seconds(3)))
+    return (response, try client.isClosedByServer(timeout: .milliseconds(400)))
 }
 
 /// Reads /proc/self/status's VmRSS in bytes.

@@ -91,8 +91,10 @@ public func sproutParseFirstRequest(_ input: [UInt8], limits: HeadLimits = HeadL
                 request.trailers = decoder.trailers.map { ($0.name, $0.value) }
             }
             return .accepted(request)
-        } catch {
+        } catch let error as HTTPParseError {
             return .rejected(status: error.statusCode, reason: error.reason)
+        } catch {
+            fatalError("unexpected error \(error)")
         }
     }
 }
