@@ -62,7 +62,11 @@ let package = Package(
         ),
         .testTarget(
             name: "SproutHTTPTests",
-            dependencies: ["SproutHTTP", "Sprout", .product(name: "HTTPTypes", package: "swift-http-types")]
+            dependencies: [
+                "SproutHTTP", "Sprout", "sprout",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -200,6 +200,7 @@ final class HTTPConnection {
             response = HTTPError(.internalServerError).response
         }
 
+        if server.isDraining { keepAlive = false }
         // The body must be consumed (or the connection closed) before another request can be
         // framed (RFC 9112 §9.3).
         if keepAlive && !body.isComplete && !body.discardRemainder(maxBytes: configuration.maxDiscardedBodyBytes) {

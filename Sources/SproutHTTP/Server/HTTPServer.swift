@@ -198,7 +198,7 @@ public final class HTTPServer {
     private func acceptLoop(_ listener: Socket) throws {
         var backoff: Duration = .milliseconds(10)
         while state == .serving {
-            try waitForCapacity()
+            try waitForCapacity(listener)
             let socket: Socket
             let peer: SocketAddress
             do {
@@ -226,11 +226,14 @@ public final class HTTPServer {
         }
     }
 
-    /// Returns once a connection may be accepted: at once below the limit; else after closing
-    /// the oldest idle connection (nginx's reuse of keep-alive connections), or waiting for one
-    /// to end or become idle.
-    private func waitForCapacity() throws {
+    /// Returns once a connection may be accepted: at once below the limit; else, once a new
+    /// client is waiting in the backlog, after closing the oldest idle connection (nginx's reuse
+    /// of keep-alive connections), or after waiting for one to end or become idle.
+    private func waitForCapacity(_ listener: Socket) throws {
         while openCount >= configuration.maxConnections {
+            // Evict only for a client that is actually waiting.
+            _ = try listener.wait(readable: true)
+            if openCount < configuration.maxConnections { return }
             if let victim = idleOldest {
                 if evictedConnectionCount == 0 {
                     logger.warning("connection limit reached; closing idle keep-alive connections to admit new ones",

@@ -1,0 +1,128 @@
+import Glibc
+import Sprout
+
+/// Runs a command on a thread-pool thread (so the hub keeps serving), returning its exit
+/// status and standard output. Standard error is inherited.
+func runCommand(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    try ThreadPool.shared.run { () -> (Int32, String) in
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { return (-1, "pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, &argv, environ)
+        close(pipeFDs[1])
+        guard rc == 0 else {
+            close(pipeFDs[0])
+            return (-1, "cannot start \(arguments[0]): errno \(rc)")
+        }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(pipeFDs[0], &chunk, chunk.count)
+            if count <= 0 { break }
+            output += chunk[..<count]
+        }
+        close(pipeFDs[0])
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : -(status & 0x7f)
+        return (exitStatus, String(decoding: output, as: UTF8.self))
+    }
+}
+
+/// True if `command` is on PATH.
+func commandExists(_ command: String) -> Bool {
+    let path = String(cString: getenv("PATH") ?? strdup("/usr/bin:/bin"))
+    return path.split(separator: ":").contains { access("\($0)/\(command)", X_OK) == 0 }
+}
+
+/// The `sprout` executable built beside this test bundle.
+func sproutExecutable() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    let path = String(decoding: buffer[0..<max(0, length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    var directory = path
+    while let last = directory.last, last != "/" { directory.removeLast() }
+    return directory + "sprout"
+}
+
+/// A child process with its stdout readable through a pipe (for servers run as processes).
+final class ChildProcess {
+    let pid: pid_t
+    let stdout: Int32
+
+    init(_ arguments: [String]) throws {
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { throw ClientError(description: "pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        // A child inherits the signal mask and ignored signals of the spawning thread (test
+        // runners block some): start it with none, so that SIGTERM reaches it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
+        close(pipeFDs[1])
+        guard rc == 0 else { throw ClientError(description: "cannot start \(arguments[0]): errno \(rc)") }
+        self.pid = pid
+        stdout = pipeFDs[0]
+        _ = fcntl(stdout, F_SETFL, fcntl(stdout, F_GETFL) | O_NONBLOCK)
+    }
+
+    deinit {
+        kill(pid, SIGKILL)
+        close(stdout)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+
+    /// Reads stdout until a line containing `marker` arrives; returns that line.
+    func waitForLine(containing marker: String, timeout: Duration = .seconds(20)) throws -> String {
+        var text = ""
+        try withTimeout(timeout) {
+            var chunk = [UInt8](repeating: 0, count: 1024)
+            while true {
+                if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }) { text = String(line); return }
+                try wait(fd: stdout, readable: true)
+                let count = read(stdout, &chunk, chunk.count)
+                if count == 0 { throw ClientError(description: "child exited before printing \(marker)") }
+                if count > 0 { text += String(decoding: chunk[..<count], as: UTF8.self) }
+            }
+        }
+        return text
+    }
+
+    /// Waits (polling, so the hub keeps running) for the child to exit; its exit status, or
+    /// nil if it did not exit within `timeout`.
+    func waitForExit(timeout: Duration) throws -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -(status & 0x7f)
+            }
+            try sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+}
