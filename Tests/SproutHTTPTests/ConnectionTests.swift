@@ -107,7 +107,6 @@ extension HTTPSuites {
                     #expect(late.status == 200)
                     #expect(ContinuousClock.now - started >= .milliseconds(150), "admitted past the limit")
                     for client in busy { #expect(try client.readResponse().text == "slept") }
-                    #expect(server.evictedConnectionCount == 0, "a busy connection was evicted")
                 }
             }
         }

@@ -107,6 +107,8 @@ void sprout_stack_discard(void *low, size_t length);
 /// parked greenlet does not need. They read as zero when touched again. Returns the number of
 /// bytes released; 0 on a thread's own stack or when nothing lies that deep.
 size_t sprout_stack_release_unused(size_t keep_below);
+/// malloc_trim(0): returns the free pages of glibc's heaps to the kernel. 1 if any were released.
+int sprout_heap_trim(void);
 /// The guard mode in effect (probing it on first use).
 sprout_guard_mode_t sprout_guard_mode(void);
 

@@ -15,3 +15,9 @@ import CSproutContext
 public func releaseUnusedStackPages(keepingBelow: Int = 2048) -> Int {
     Int(sprout_stack_release_unused(keepingBelow))
 }
+
+/// Bytes of the running greenlet's stack in use below its top (0 on a thread's own stack), for
+/// diagnostics.
+public func stackBytesInUse() -> Int {
+    Int(sprout_stack_used())
+}

@@ -61,6 +61,11 @@ final class HTTPConnection {
 
     private func serve() throws {
         while true {
+            // The idle wait runs from this shallow frame so that a parked idle connection keeps
+            // as few stack pages as possible.
+            if input.count == 0 {
+                guard try waitForNextRequest() else { return }
+            }
             let headLength: Int
             do {
                 guard let length = try readHead() else { return }
@@ -77,6 +82,7 @@ final class HTTPConnection {
 
     /// Reads until a whole head is buffered. Returns its length, or nil if the connection
     /// should close quietly (end of stream, idle timeout, eviction, drain).
+    @inline(never)
     private func readHead() throws -> Int? {
         scanner.reset()
         var deadline: ContinuousClock.Instant?
@@ -165,6 +171,8 @@ final class HTTPConnection {
     // MARK: One request
 
     /// Parses the head, runs the responder, writes the response. True to read another request.
+    /// Never inlined: its large frame must not sit under the idle wait's parked frames.
+    @inline(never)
     private func handleRequest(headLength: Int) throws -> Bool {
         let started = configuration.accessLog ? ContinuousClock.now : nil
         do {
@@ -272,6 +280,7 @@ final class HTTPConnection {
     // MARK: Errors and closing
 
     /// Answers a request that cannot be served (parse errors, limits, timeouts), then closes.
+    @inline(never)
     private func answerAndClose(statusCode: Int, reason: String) throws {
         server.logger.debug("rejected request", metadata: ["peer": "\(peer)", "status": "\(statusCode)", "reason": "\(reason)"])
         var keepAlive = false

@@ -88,7 +88,7 @@ public final class HTTPServer {
     /// Where handler failures, rejected requests (debug) and the access log go.
     public var logger: Logger
     let responder: any HTTPResponder
-    let bufferPool = BufferPool(bufferSize: 16 * 1024, hotLimit: 256)
+    let bufferPool = BufferPool(bufferSize: 16 * 1024, hotLimit: 64)
     let dateCache = DateCache()
     private var state = State.created
     private var listener: Socket?
@@ -98,6 +98,8 @@ public final class HTTPServer {
     private let capacityChanged = Event()
     private var acceptorWaits = false
     private var openCount = 0
+    /// The most connections open since memory was last handed back (see `connectionEnded`).
+    private var peakOpenCount = 0
     private var idleOldest: HTTPConnection?
     private var idleNewest: HTTPConnection?
     /// Connections waiting for a request now.
@@ -213,6 +215,7 @@ public final class HTTPServer {
                 continue
             }
             openCount += 1
+            if openCount > peakOpenCount { peakOpenCount = openCount }
             let connection = HTTPConnection(socket: socket, peer: peer, server: self)
             let greenlet = spawn(name: "http connection") { try connection.run() }
             if greenlet.isReady {
@@ -258,6 +261,12 @@ public final class HTTPServer {
     func connectionEnded(_ connection: HTTPConnection) {
         removeIdle(connection)
         if !connection.isEvicted { openCount -= 1 }
+        // After a spike of connections has ended, glibc keeps their freed objects' pages;
+        // hand them back once (malloc_trim releases whole free pages anywhere in the heap).
+        if peakOpenCount >= 1024 && openCount <= peakOpenCount / 8 {
+            peakOpenCount = openCount
+            releaseFreeHeapMemory()
+        }
         connection.greenlet = nil
         if acceptorWaits { capacityChanged.set() }
     }
