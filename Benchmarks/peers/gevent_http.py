@@ -4,11 +4,15 @@
 
 Listens on 127.0.0.1:PORT with gevent.pywsgi.WSGIServer (log=None: no access log). GET /
 answers 200 "Hello, World!" (text/plain, Content-Length 13, keep-alive as HTTP/1.1 allows);
-any other path answers 404. SIGTERM or SIGINT stops the server: the listener is closed, open
+any other path answers 404. Each accepted connection gets TCP_NODELAY, as in gevent_echo.py:
+pywsgi sends the head and the body in two send calls, and without it Nagle's algorithm holds
+the body until the client's delayed ACK (~40 ms), which caps a keep-alive connection at ~25
+requests/s (measured: 2,200 requests/s at 100 connections) and would measure only that. SIGTERM or SIGINT stops the server: the listener is closed, open
 connections get up to one second, and the process exits 0.
 """
 
 import signal
+import socket
 import sys
 
 import gevent
@@ -27,6 +31,12 @@ def app(environ, start_response):
     return [b""]
 
 
+class NoDelayWSGIServer(WSGIServer):
+    def handle(self, sock, address):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle(sock, address)
+
+
 def main(argv):
     if len(argv) != 2:
         print(f"usage: {argv[0]} PORT", file=sys.stderr)
@@ -39,7 +49,7 @@ def main(argv):
         print(f"gevent_http: invalid port {argv[1]!r}", file=sys.stderr)
         return 2
 
-    server = WSGIServer(("127.0.0.1", port), app, log=None)
+    server = NoDelayWSGIServer(("127.0.0.1", port), app, log=None)
     stop = Event()
     # The handlers only set the event; the main greenlet does the stop. gevent's documentation
     # asks that the objects signal_handler returns stay referenced until cancel() is called.
