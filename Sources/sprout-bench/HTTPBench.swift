@@ -8,16 +8,19 @@ struct HTTPBench: ParsableCommand {
         commandName: "http",
         abstract: "HTTP/1.1 hello-world: sprout serve beside nginx, Hummingbird and gevent, driven by wrk.",
         discussion: """
-            Each server runs alone, pinned to CPU 0 (taskset -c 0), on a free loopback port; wrk runs
+            Each server runs alone, pinned to CPU 0 (taskset -c 0), on a free loopback port; wrk runs \
             pinned to CPU 1: `wrk -t1 -c100 -dSs --latency http://127.0.0.1:P/`, then the same with -c1000.
-            Rows per load: requests/s (wrk's Requests/sec), the 99th percentile latency, the server's CPU
-            time per request (utime + stime of its process group from /proc, over wrk's request count),
+
+            Rows per load: requests/s (wrk's Requests/sec), the 99th percentile latency, the server's CPU \
+            time per request (utime + stime of its process group from /proc, over wrk's request count), \
             and wrk's errors (socket errors plus non-2xx responses).
-            For sprout and nginx, a second fresh server: this process opens 10,000 keep-alive connections,
-            one GET / each, waits 1 s and reads the server's VmRSS (idle_conn_rss: the growth per
+
+            For sprout and nginx, a second fresh server: this process opens 10,000 keep-alive connections, \
+            one GET / each, waits 1 s and reads the server's VmRSS (idle_conn_rss: the growth per \
             connection), then closes them all, waits 2 s (rss_after_spike: what the spike left behind).
-            Needs wrk and taskset; nginx, the Hummingbird peer (built into .build-hummingbird/) and gevent
-            (pip-installed into .build-bench-venv/) are skipped with a note when unavailable. Exits
+
+            Needs wrk and taskset; nginx, the Hummingbird peer (built into .build-hummingbird/) and gevent \
+            (pip-installed into .build-bench-venv/) are skipped with a note when unavailable. Exits \
             non-zero when sprout could not be measured.
             """)
 
