@@ -26,7 +26,9 @@ public final class SignalHandler {
 /// receives `signal` (gevent's `signal_handler`).
 ///
 /// The signal may arrive on any thread: a process-wide handler relays it to every hub that
-/// watches it. While a handler is registered, the hub's loop stays alive waiting for it.
+/// watches it. While a handler is registered, the hub's loop stays alive waiting for it. The
+/// signal is unblocked in the calling thread, so a process that inherited a mask blocking it
+/// (as children of Swift concurrency threads do) still receives it.
 ///
 /// - Returns: A registration to ``SignalHandler/cancel()``.
 /// - Throws: ``SystemError`` if the signal cannot be handled (`SIGKILL`, `SIGSTOP`, out of
@@ -70,6 +72,12 @@ extension Hub {
         }
         let rc = sprout_signal_watch(signal, state.writeFD)
         guard rc == 0 else { throw SystemError(errno: rc, operation: "sigaction(\(signal))") }
+        // A process started by a parent that blocks the signal (a Swift concurrency thread
+        // blocks nearly all) inherits that mask and would never receive it.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, signal)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         state.nextID += 1
         state.handlers[signal, default: []].append((state.nextID, handler))
         signalWatchers += 1
