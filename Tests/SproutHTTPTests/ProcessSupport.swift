@@ -67,14 +67,17 @@ final class ChildProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         var argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        // A child inherits the signal mask and ignored signals of the spawning thread (test
-        // runners block some): start it with none, so that SIGTERM reaches it.
+        // A child inherits the signal mask of the spawning thread. Start it with SIGTERM and
+        // SIGINT blocked on purpose, as a Swift concurrency thread would: `onSignal` must unblock
+        // them for the server to stop.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
+        var blocked = sigset_t()
+        sigemptyset(&blocked)
+        sigaddset(&blocked, SIGTERM)
+        sigaddset(&blocked, SIGINT)
+        posix_spawnattr_setsigmask(&attributes, &blocked)
         var defaults = sigset_t()
         sigemptyset(&defaults)
         for signal in [SIGTERM, SIGINT, SIGPIPE] { sigaddset(&defaults, signal) }

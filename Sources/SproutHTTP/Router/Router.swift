@@ -52,8 +52,6 @@ public final class Router: HTTPResponder {
         }
     }
 
-    private static let knownMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .connect, .options, .trace, .patch]
-
     private var staticEntries: [Substring: PathEntry] = [:]
     private var dynamicEntries: [PathEntry] = []
 
@@ -128,7 +126,7 @@ public final class Router: HTTPResponder {
     ///   route.
     public func respond(to request: Request) throws -> Response {
         let method = request.method
-        guard Router.knownMethods.contains(method) else { throw HTTPError(.notImplemented) }
+        guard request.isKnownMethod else { throw HTTPError(.notImplemented) }
         let path = request.path
         var parameters = RouteParameters()
         var found = staticEntries[path]

@@ -12,23 +12,24 @@ import Sprout
 final class HTTPConnection {
     let socket: Socket
     let peer: SocketAddress
-    unowned let server: HTTPServer
+    /// The server outlives every connection it serves (stop joins them), so no reference count.
+    unowned(unsafe) let server: HTTPServer
     let configuration: HTTPServer.Configuration
     let pool: BufferPool
     @exclusivity(unchecked) var input = ReadBuffer()
     @exclusivity(unchecked) private var head = ParsedRequestHead()
     @exclusivity(unchecked) private var scanner = HeadScanner()
-    private var body: RequestBody!
-    private var requestCount = 0
-    var greenlet: AnyGreenlet?
+    @exclusivity(unchecked) private var body: RequestBody!
+    @exclusivity(unchecked) private var requestCount = 0
+    @exclusivity(unchecked) var greenlet: AnyGreenlet?
 
     // The server's idle list (oldest first), intrusive so that joining and leaving it is O(1).
-    var idlePrevious: HTTPConnection?
-    var idleNext: HTTPConnection?
-    var isIdle = false
+    @exclusivity(unchecked) var idlePrevious: HTTPConnection?
+    @exclusivity(unchecked) var idleNext: HTTPConnection?
+    @exclusivity(unchecked) var isIdle = false
     /// Closed by the server to admit a newer connection; its slot is already counted free.
-    var isEvicted = false
-    private var drainWoken = false
+    @exclusivity(unchecked) var isEvicted = false
+    @exclusivity(unchecked) private var drainWoken = false
 
     init(socket: Socket, peer: SocketAddress, server: HTTPServer) {
         self.socket = socket
@@ -92,7 +93,6 @@ final class HTTPConnection {
                 guard try waitForNextRequest() else { return nil }
                 continue
             }
-            if deadline == nil { deadline = .now + configuration.headerTimeout }
             switch try scanner.scan(input.readable, limits: configuration.headLimits) {
             case .complete(let length):
                 return length
@@ -103,7 +103,8 @@ final class HTTPConnection {
                 scanner.reset()
                 continue
             case .needMore:
-                break
+                // The clock is read only for heads that do not arrive in one piece.
+                if deadline == nil { deadline = .now + configuration.headerTimeout }
             }
             guard let space = try input.receiveSpace(limit: configuration.headLimits.maxHeadLength + 1, pool: pool) else {
                 throw HTTPParseError.headersTooLarge
@@ -188,7 +189,8 @@ final class HTTPConnection {
         var keepAlive = head.keepAlive && !server.isDraining
         input.consume(headLength)
         body.reset(framing: head.framing, expectContinue: head.expectContinue, limit: configuration.maxBodySize)
-        let request = Request(head: httpRequest, body: body, peer: peer, minorVersion: minorVersion)
+        let request = Request(head: httpRequest, body: body, peer: peer, minorVersion: minorVersion,
+                              isKnownMethod: method != nil)
 
         var response: Response
         do {

@@ -90,20 +90,20 @@ public final class HTTPServer {
     let responder: any HTTPResponder
     let bufferPool = BufferPool(bufferSize: 16 * 1024, hotLimit: 64)
     let dateCache = DateCache()
-    private var state = State.created
+    @exclusivity(unchecked) private var state = State.created
     private var listener: Socket?
     private var acceptor: Greenlet<Void>?
     private let handlers = Group()
     private let stopped = Event()
     private let capacityChanged = Event()
-    private var acceptorWaits = false
-    private var openCount = 0
+    @exclusivity(unchecked) private var acceptorWaits = false
+    @exclusivity(unchecked) private var openCount = 0
     /// The most connections open since memory was last handed back (see `connectionEnded`).
-    private var peakOpenCount = 0
-    private var idleOldest: HTTPConnection?
-    private var idleNewest: HTTPConnection?
+    @exclusivity(unchecked) private var peakOpenCount = 0
+    @exclusivity(unchecked) private var idleOldest: HTTPConnection?
+    @exclusivity(unchecked) private var idleNewest: HTTPConnection?
     /// Connections waiting for a request now.
-    public private(set) var idleConnectionCount = 0
+    @exclusivity(unchecked) public private(set) var idleConnectionCount = 0
     /// Idle connections closed to admit new ones since the server started.
     public private(set) var evictedConnectionCount = 0
 

@@ -20,8 +20,12 @@ public struct Request {
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     public let minorVersion: Int
 
-    init(head: HTTPRequest, body: RequestBody, peer: SocketAddress, minorVersion: Int) {
+    /// True when the method is one of RFC 9110's (and PATCH): the router answers 501 otherwise.
+    let isKnownMethod: Bool
+
+    init(head: HTTPRequest, body: RequestBody, peer: SocketAddress, minorVersion: Int, isKnownMethod: Bool) {
         self.head = head
+        self.isKnownMethod = isKnownMethod
         self.body = body
         self.peer = peer
         self.minorVersion = minorVersion

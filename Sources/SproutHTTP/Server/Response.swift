@@ -32,8 +32,11 @@ public struct Response {
 
     /// A `text/plain; charset=utf-8` response.
     public static func text(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: .string(text))
+        Response(status: status, headerFields: textFields, body: .string(text))
     }
+
+    /// Built once: a field literal per response costs an allocation and a validation.
+    private static let textFields: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
 
     /// A response with `bytes` as its body and the given content type.
     public static func bytes(_ bytes: [UInt8], contentType: String = "application/octet-stream",
