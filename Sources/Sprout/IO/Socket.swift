@@ -26,10 +26,10 @@ public final class Socket {
     }
 
     /// The file descriptor, or -1 once closed.
-    public private(set) var fileDescriptor: Int32
+    @exclusivity(unchecked) public private(set) var fileDescriptor: Int32
     /// The longest time any single operation (recv, send, accept, connect) may wait; `nil`
     /// (the default) waits for ever. A `withTimeout` around the call works too.
-    public var timeout: Duration?
+    @exclusivity(unchecked) public var timeout: Duration?
     let hub: Hub
     private var cachedLocal: SocketAddress?
     private var cachedRemote: SocketAddress?

@@ -24,8 +24,10 @@ final class HTTPConnection {
     @exclusivity(unchecked) var greenlet: AnyGreenlet?
 
     // The server's idle list (oldest first), intrusive so that joining and leaving it is O(1).
-    @exclusivity(unchecked) var idlePrevious: HTTPConnection?
-    @exclusivity(unchecked) var idleNext: HTTPConnection?
+    // Unowned: a connection leaves the list before it ends (`run`'s defer), and its greenlet
+    // keeps it alive until then; joining and leaving the list costs no reference counting.
+    @exclusivity(unchecked) unowned(unsafe) var idlePrevious: HTTPConnection?
+    @exclusivity(unchecked) unowned(unsafe) var idleNext: HTTPConnection?
     @exclusivity(unchecked) var isIdle = false
     /// Closed by the server to admit a newer connection; its slot is already counted free.
     @exclusivity(unchecked) var isEvicted = false

@@ -100,8 +100,9 @@ public final class HTTPServer {
     @exclusivity(unchecked) private var openCount = 0
     /// The most connections open since memory was last handed back (see `connectionEnded`).
     @exclusivity(unchecked) private var peakOpenCount = 0
-    @exclusivity(unchecked) private var idleOldest: HTTPConnection?
-    @exclusivity(unchecked) private var idleNewest: HTTPConnection?
+    // Unowned, as the connections' own links (see HTTPConnection).
+    @exclusivity(unchecked) private unowned(unsafe) var idleOldest: HTTPConnection?
+    @exclusivity(unchecked) private unowned(unsafe) var idleNewest: HTTPConnection?
     /// Connections waiting for a request now.
     @exclusivity(unchecked) public private(set) var idleConnectionCount = 0
     /// Idle connections closed to admit new ones since the server started.

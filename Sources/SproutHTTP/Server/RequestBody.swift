@@ -18,20 +18,20 @@ public final class RequestBody {
     }
 
     unowned(unsafe) let connection: HTTPConnection
-    private var mode = Mode.none
-    private var decoder = ChunkedDecoder()
-    private var expectContinue = false
-    private(set) var continueSent = false
+    @exclusivity(unchecked) private var mode = Mode.none
+    @exclusivity(unchecked) private var decoder = ChunkedDecoder()
+    @exclusivity(unchecked) private var expectContinue = false
+    @exclusivity(unchecked) private(set) var continueSent = false
 
     /// The most body bytes ``read(into:)`` and ``readAll(limit:)`` accept (the route's limit;
     /// the server's `maxBodySize` by default).
-    public var limit: Int
+    @exclusivity(unchecked) public var limit: Int
     /// The declared `Content-Length`, or nil for a chunked body or none.
-    public private(set) var expectedLength: Int?
+    @exclusivity(unchecked) public private(set) var expectedLength: Int?
     /// Body bytes delivered so far.
-    public private(set) var bytesRead = 0
+    @exclusivity(unchecked) public private(set) var bytesRead = 0
     /// Trailer fields of a chunked body, once it has been read to its end.
-    public private(set) var trailers: HTTPFields = [:]
+    @exclusivity(unchecked) public private(set) var trailers: HTTPFields = [:]
 
     init(connection: HTTPConnection, limit: Int) {
         self.connection = connection
@@ -45,7 +45,7 @@ public final class RequestBody {
     }
 
     /// True if the request has a body (possibly empty when chunked).
-    public private(set) var isPresent = false
+    @exclusivity(unchecked) public private(set) var isPresent = false
 
     func reset(framing: ParsedRequestHead.BodyFraming, expectContinue: Bool, limit: Int) {
         self.limit = limit

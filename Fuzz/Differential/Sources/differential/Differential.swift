@@ -266,8 +266,16 @@ struct Differential {
             case (.incomplete, .incomplete):
                 agreeCounts["both incomplete", default: 0] += 1
                 continue
+            case (.rejected(let why), .accepted(let b)) where !b.bodyComplete:
+                // NIO took the head and the body so far; it may yet reject the rest.
+                cls = "sprout rejects, nio accepts (body incomplete)"
+                detail = why
             case (.rejected(let why), _):
                 cls = "sprout rejects, nio \(nio.kind)"
+                detail = why
+            case (.accepted(let a), .rejected(let why)) where !a.bodyComplete:
+                // Sprout took the head and the body so far; it may yet reject the rest.
+                cls = "sprout accepts (body incomplete), nio rejects"
                 detail = why
             case (_, .rejected(let why)):
                 cls = "sprout \(sprout.kind), nio rejects"
