@@ -56,14 +56,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(name: "SproutTestSupport", path: "Tests/SproutTestSupport"),
         .testTarget(
             name: "SproutTests",
-            dependencies: ["Sprout"]
+            dependencies: ["Sprout", "SproutTestSupport"]
         ),
         .testTarget(
             name: "SproutHTTPTests",
             dependencies: [
-                "SproutHTTP", "Sprout", "sprout",
+                "SproutHTTP", "Sprout", "sprout", "SproutTestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -5,7 +5,7 @@ import SproutHTTP
 import Testing
 
 /// HTTP tests open sockets and some count them, so they run one after another.
-@Suite(.serialized)
+@Suite(.serialized, .countsSockets)
 enum HTTPSuites {}
 
 /// Runs `body` as the main greenlet of a fresh green thread, failing with `Timeout` instead of

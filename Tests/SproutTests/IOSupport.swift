@@ -4,7 +4,7 @@ import Sprout
 
 /// Every test that opens sockets, run one after the other: each counts the process's open
 /// sockets before and after, which socket tests running at the same time would disturb.
-@Suite(.serialized)
+@Suite(.serialized, .countsSockets)
 enum SocketSuites {}
 
 /// Number of open socket descriptors of this process (from /proc/self/fd).
