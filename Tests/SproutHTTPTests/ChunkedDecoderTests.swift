@@ -37,7 +37,7 @@ func decodeChunked(_ text: String, piece: Int = .max) -> (body: [UInt8], trailer
     decodeChunked(Array(text.utf8), piece: piece)
 }
 
-@Suite struct ChunkedDecoderTests {
+@Suite(.timeLimit(.minutes(1))) struct ChunkedDecoderTests {
     @Test(arguments: [1, 2, 3, 1000])
     func validBodiesDecodeWhateverTheSplit(_ piece: Int) {
         let result = decodeChunked("5\r\nhello\r\n0006;a=b;c=\"d\\\"e\"\r\n world\r\nA\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\nNEXT", piece: piece)

@@ -1,12 +1,13 @@
 import Glibc
 import SproutHTTP
+import SproutTestSupport
 import Testing
 
 /// Replays the fuzzer's saved corpus (`Fuzz/corpus/http-request/`) and the smuggling vectors
 /// through the scanner, parser and chunked decoder, checking the invariants the fuzzer checks:
 /// every span inside its input, progress on every call, the same outcome whether the bytes
 /// arrive at once or one at a time.
-@Suite struct CorpusReplayTests {
+@Suite(.timeLimit(.minutes(1))) struct CorpusReplayTests {
     static var corpusDirectory: String {
         var path = #filePath
         for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
@@ -14,12 +15,8 @@ import Testing
     }
 
     static func corpus() -> [[UInt8]] {
-        guard let directory = opendir(corpusDirectory) else { return [] }
-        defer { closedir(directory) }
         var inputs: [[UInt8]] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard !name.hasPrefix(".") else { continue }
+        for name in directoryEntries(corpusDirectory) ?? [] where !name.hasPrefix(".") {
             guard let file = fopen(corpusDirectory + "/" + name, "rb") else { continue }
             var bytes: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 4096)

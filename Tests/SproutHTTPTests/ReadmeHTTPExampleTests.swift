@@ -4,7 +4,7 @@ import Testing
 
 extension HTTPSuites {
     /// README's HTTP example, as written (on a free port), driven by a client.
-    @Suite struct ReadmeHTTPExampleTests {
+    @Suite(.timeLimit(.minutes(1))) struct ReadmeHTTPExampleTests {
         @Test func readmeRouterServesItsThreeRoutes() async throws {
             try await green { () throws in
                 let router = Router()

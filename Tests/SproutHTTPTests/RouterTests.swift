@@ -5,7 +5,7 @@ import Testing
 
 extension HTTPSuites {
     /// The router, through a server on a free port.
-    @Suite struct RouterTests {
+    @Suite(.timeLimit(.minutes(1))) struct RouterTests {
         /// Sends `method path` to a server answering with ``sampleRouter()``.
         func route(_ method: HTTPRequest.Method, _ path: String) throws -> (status: Int, text: String, headers: HTTPFields) {
             try GreenThread.run {

@@ -2,6 +2,7 @@ import Glibc
 import HTTPTypes
 import Sprout
 import SproutHTTP
+import SproutTestSupport
 import Testing
 
 /// HTTP tests open sockets and some count them, so they run one after another.
@@ -47,21 +48,6 @@ func withServer(_ configuration: HTTPServer.Configuration = testConfiguration(),
     #expect(after == before, "open sockets: \(before) before, \(after) after")
 }
 
-/// Number of open socket descriptors of this process.
-func openSocketCount() -> Int {
-    guard let directory = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(directory) }
-    var count = 0
-    var target = [CChar](repeating: 0, count: 256)
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        guard name != ".", name != ".." else { continue }
-        let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
-        guard length > 0 else { continue }
-        if String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self).hasPrefix("socket:") { count += 1 }
-    }
-    return count
-}
 
 /// A response as the bytes on the wire said it.
 struct RawResponse {

@@ -1,5 +1,6 @@
 import Glibc
 import Sprout
+import SproutTestSupport
 import Testing
 
 /// Kills and timeouts landing in every blocking IO operation: the interrupted greenlets see

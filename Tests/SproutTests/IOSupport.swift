@@ -1,3 +1,4 @@
+import SproutTestSupport
 import Testing
 import Glibc
 import Sprout
@@ -7,24 +8,6 @@ import Sprout
 @Suite(.serialized, .countsSockets)
 enum SocketSuites {}
 
-/// Number of open socket descriptors of this process (from /proc/self/fd).
-func openSocketCount() -> Int {
-    guard let directory = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(directory) }
-    var count = 0
-    var target = [CChar](repeating: 0, count: 256)
-    while let entry = readdir(directory) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        guard name != ".", name != ".." else { continue }
-        let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
-        guard length > 0 else { continue }
-        let link = String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if link.hasPrefix("socket:") { count += 1 }
-    }
-    return count
-}
 
 /// Runs `body` with an echo server on a free loopback port and checks afterwards that every
 /// socket opened meanwhile was closed.

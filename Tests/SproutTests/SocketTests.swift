@@ -1,5 +1,6 @@
 import Glibc
 import Sprout
+import SproutTestSupport
 import Testing
 
 /// Socket, server and thread-pool behaviour. Serialized: each test counts the process's open

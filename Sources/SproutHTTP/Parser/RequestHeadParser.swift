@@ -179,6 +179,12 @@ public enum RequestHeadParser {
     private static func classifyTarget(_ bytes: UnsafeRawBufferPointer, _ head: inout ParsedRequestHead) throws(HTTPParseError) {
         let target = head.target
         let first = bytes[target.start]
+        if head.knownMethod == .connect {
+            // CONNECT takes authority-form only (RFC 9112 §3.2.3).
+            try checkAuthority(bytes, target)
+            head.targetAuthority = target
+            return
+        }
         if first == 0x2F {
             head.pathAndQuery = target
             return
@@ -186,11 +192,6 @@ public enum RequestHeadParser {
         if target.count == 1 && first == 0x2A {
             guard head.knownMethod == .options else { throw .badRequest("'*' target outside OPTIONS") }
             head.pathAndQuery = target
-            return
-        }
-        if head.knownMethod == .connect {
-            try checkAuthority(bytes, target)
-            head.targetAuthority = target
             return
         }
         var schemeLength = 0
