@@ -30,6 +30,14 @@ public final class Socket {
     /// The longest time any single operation (recv, send, accept, connect) may wait; `nil`
     /// (the default) waits for ever. A `withTimeout` around the call works too.
     @exclusivity(unchecked) public var timeout: Duration?
+    /// Treat a read that returns less than asked as proof that the receive buffer is empty,
+    /// so the next ``recv(into:)`` parks at once instead of spending a system call on a
+    /// certain `EAGAIN` (nginx does the same). Off by default: on a TCP socket a peer that
+    /// sends urgent (out-of-band) data can end a read early with more data waiting, and that
+    /// read then waits for the peer's next segment or the timeout; a Unix socket's ancillary
+    /// data does the same. Servers of request/response protocols, where a misbehaving peer only
+    /// delays itself, turn it on.
+    @exclusivity(unchecked) public var shortReadsDrain = false
     let hub: Hub
     private var cachedLocal: SocketAddress?
     private var cachedRemote: SocketAddress?
@@ -55,6 +63,7 @@ public final class Socket {
     init(adopting fd: Int32, local: SocketAddress? = nil, remote: SocketAddress? = nil) {
         fileDescriptor = fd
         hub = Hub.current
+        hub.poller.resetReadiness(fd)
         cachedLocal = local
         cachedRemote = remote
     }
@@ -262,9 +271,15 @@ public final class Socket {
     public func recv(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         try checkOpen("recv")
         var deadline: UInt64?? = .none
+        if shortReadsDrain && hub.poller.isDrained(fileDescriptor) {
+            try handle(EAGAIN, "recv", readable: true, deadline: &deadline)
+        }
         while true {
             let count = Glibc.recv(fileDescriptor, buffer.baseAddress, buffer.count, 0)
-            if count >= 0 { return count }
+            if count >= 0 {
+                if shortReadsDrain && count > 0 && count < buffer.count { hub.poller.markDrained(fileDescriptor) }
+                return count
+            }
             try handle(errno, "recv", readable: true, deadline: &deadline)
         }
     }

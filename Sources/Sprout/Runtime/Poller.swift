@@ -17,6 +17,11 @@ final class Poller {
         var writer: Unmanaged<AnyGreenlet>?
         var registered = false
         var isInternal = false
+        /// A read emptied the receive buffer and epoll has reported nothing since, so the next
+        /// read would fail with `EAGAIN` (see ``Socket/shortReadsDrain``).
+        var drained = false
+        /// Epoll reported a hang-up or an error: reads must go on until they see it. Sticky.
+        var hungUp = false
     }
 
     let epollFD: Int32
@@ -79,6 +84,29 @@ final class Poller {
             }
         }
         table[index].registered = true
+    }
+
+    /// Starts `fd`'s read-readiness record afresh (for a new socket with a reused number).
+    @inline(__always)
+    func resetReadiness(_ fd: Int32) {
+        let index = slot(fd)
+        table[index].drained = false
+        table[index].hungUp = false
+    }
+
+    /// Records that a read emptied `fd`'s receive buffer (unless a hang-up was reported: then
+    /// the end of stream still has to be read).
+    @inline(__always)
+    func markDrained(_ fd: Int32) {
+        let index = Int(fd)
+        if index < table.count && !table[index].hungUp { table[index].drained = true }
+    }
+
+    /// True if a read of `fd` would certainly fail with `EAGAIN` now.
+    @inline(__always)
+    func isDrained(_ fd: Int32) -> Bool {
+        let index = Int(fd)
+        return index < table.count && table[index].drained
     }
 
     /// Forgets `fd` before it is closed, waking its waiters with `error`.
@@ -166,6 +194,10 @@ final class Poller {
             }
             let flags = event.events
             let failed = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+            if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed {
+                table[slot].drained = false
+                if failed || flags & EPOLLRDHUP.rawValue != 0 { table[slot].hungUp = true }
+            }
             if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed, let reader = table[slot].reader {
                 hub.wake(reader.takeUnretainedValue())
             }

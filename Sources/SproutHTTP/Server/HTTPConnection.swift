@@ -35,6 +35,8 @@ final class HTTPConnection {
 
     init(socket: Socket, peer: SocketAddress, server: HTTPServer) {
         self.socket = socket
+        // A client that sends urgent data only delays its own connection (up to its timeouts).
+        socket.shortReadsDrain = true
         self.peer = peer
         self.server = server
         configuration = server.configuration
