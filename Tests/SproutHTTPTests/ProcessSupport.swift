@@ -1,39 +1,15 @@
 import Glibc
 import Sprout
 
-/// Runs a command on a thread-pool thread (so the hub keeps serving), returning its exit
-/// status and standard output. Standard error is inherited.
-func runCommand(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    try ThreadPool.shared.run { () -> (Int32, String) in
-        var pipeFDs: [Int32] = [0, 0]
-        guard pipe(&pipeFDs) == 0 else { return (-1, "pipe failed") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
-        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        var argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, arguments[0], &actions, nil, &argv, environ)
-        close(pipeFDs[1])
-        guard rc == 0 else {
-            close(pipeFDs[0])
-            return (-1, "cannot start \(arguments[0]): errno \(rc)")
-        }
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(pipeFDs[0], &chunk, chunk.count)
-            if count <= 0 { break }
-            output += chunk[..<count]
-        }
-        close(pipeFDs[0])
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : -(status & 0x7f)
-        return (exitStatus, String(decoding: output, as: UTF8.self))
+/// Runs a command to its end and returns its exit status and standard output (standard error
+/// is inherited). Only the calling greenlet waits: the output is read through the hub.
+func runCommand(_ arguments: [String], timeout: Duration = .seconds(30)) throws -> (status: Int32, output: String) {
+    let child = try ChildProcess(arguments, searchPath: true)
+    let output = try child.readToEnd(timeout: timeout)
+    guard let status = try child.waitForExit(timeout: timeout) else {
+        throw ClientError(description: "\(arguments[0]) did not exit within \(timeout)")
     }
+    return (status, output)
 }
 
 /// True if `command` is on PATH.
@@ -57,7 +33,8 @@ final class ChildProcess {
     let pid: pid_t
     let stdout: Int32
 
-    init(_ arguments: [String]) throws {
+    /// Starts `arguments` (looked up on PATH with `searchPath`).
+    init(_ arguments: [String], searchPath: Bool = false) throws {
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw ClientError(description: "pipe failed") }
         var actions = posix_spawn_file_actions_t()
@@ -84,7 +61,8 @@ final class ChildProcess {
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
+        let rc = searchPath ? posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
+            : posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
         close(pipeFDs[1])
         guard rc == 0 else { throw ClientError(description: "cannot start \(arguments[0]): errno \(rc)") }
         self.pid = pid
@@ -92,9 +70,12 @@ final class ChildProcess {
         _ = fcntl(stdout, F_SETFL, fcntl(stdout, F_GETFL) | O_NONBLOCK)
     }
 
+    private var reaped = false
+
     deinit {
-        kill(pid, SIGKILL)
         close(stdout)
+        guard !reaped else { return }
+        kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
     }
@@ -115,6 +96,24 @@ final class ChildProcess {
         return text
     }
 
+    /// Reads stdout until the child closes it.
+    func readToEnd(timeout: Duration) throws -> String {
+        var output: [UInt8] = []
+        try withTimeout(timeout) {
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = read(stdout, &chunk, chunk.count)
+                if count == 0 { return }
+                if count > 0 {
+                    output += chunk[..<count]
+                } else {
+                    try wait(fd: stdout, readable: true)
+                }
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
     /// Waits (polling, so the hub keeps running) for the child to exit; its exit status, or
     /// nil if it did not exit within `timeout`.
     func waitForExit(timeout: Duration) throws -> Int32? {
@@ -122,6 +121,7 @@ final class ChildProcess {
         while ContinuousClock.now < deadline {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
+                reaped = true
                 return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -(status & 0x7f)
             }
             try sleep(for: .milliseconds(10))
