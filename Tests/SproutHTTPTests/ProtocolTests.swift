@@ -222,3 +222,78 @@ extension HTTPSuites {
         }
     }
 }
+
+extension HTTPSuites {
+    /// Response framing the handler can get wrong or choose: declared lengths, bodiless statuses.
+    @Suite(.timeLimit(.minutes(1)))
+    struct ResponseFramingTests {
+        static func router() -> Router {
+            let router = Router()
+            router.get("/short") { _ in
+                Response(body: .stream(length: 10) { writer in try writer.write("12345") })
+            }
+            router.get("/long") { _ in
+                Response(body: .stream(length: 3) { writer in
+                    try writer.write("12")
+                    try writer.write("345")  // past the length: throws, and the connection ends
+                })
+            }
+            router.get("/no-content") { _ in Response(status: .noContent, body: .string("ignored")) }
+            router.get("/not-modified") { _ in Response(status: .notModified) }
+            router.get("/fails-before-writing") { _ in
+                Response(body: .stream { _ in throw HTTPError(.badGateway) })
+            }
+            router.get("/") { _ in .text("root") }
+            return router
+        }
+
+        @Test func aStreamShorterThanItsLengthClosesTheConnection() async throws {
+            try await green { () throws in
+                try withServer(responder: ResponseFramingTests.router()) { port, _ throws in
+                    let client = try RawClient(port: port)
+                    try client.send("GET /short HTTP/1.1\r\nHost: a\r\n\r\n")
+                    // The head promised 10 bytes; only 5 come, then the connection ends.
+                    #expect(throws: ClientError.self) { try client.readResponse() }
+                }
+            }
+        }
+
+        @Test func aStreamWritingPastItsLengthEndsTheConnection() async throws {
+            try await green { () throws in
+                try withServer(responder: ResponseFramingTests.router()) { port, _ throws in
+                    let client = try RawClient(port: port)
+                    try client.send("GET /long HTTP/1.1\r\nHost: a\r\n\r\n")
+                    // Two of the three promised bytes went out; the third never comes.
+                    #expect(throws: ClientError.self) { try client.readResponse() }
+                }
+            }
+        }
+
+        @Test func noContentAndNotModifiedCarryNoBody() async throws {
+            try await green { () throws in
+                try withServer(responder: ResponseFramingTests.router()) { port, _ throws in
+                    let client = try RawClient(port: port)
+                    try client.send("GET /no-content HTTP/1.1\r\nHost: a\r\n\r\n")
+                    let noContent = try client.readResponse()
+                    #expect(noContent.status == 204)
+                    #expect(noContent.header("content-length") == nil && noContent.header("transfer-encoding") == nil)
+                    try client.send("GET /not-modified HTTP/1.1\r\nHost: a\r\n\r\n")
+                    #expect(try client.readResponse().status == 304)
+                    // Nothing else was sent: the next response follows directly.
+                    try client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                    #expect(try client.readResponse().text == "root")
+                }
+            }
+        }
+
+        @Test func aStreamThatFailsBeforeWritingIsA500() async throws {
+            try await green { () throws in
+                try withServer(responder: ResponseFramingTests.router()) { port, _ throws in
+                    let (response, closed) = try exchange(port, "GET /fails-before-writing HTTP/1.1\r\nHost: a\r\n\r\n")
+                    #expect(response.status == 500)
+                    #expect(closed)
+                }
+            }
+        }
+    }
+}
