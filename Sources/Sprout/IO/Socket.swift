@@ -548,7 +548,8 @@ public struct ConnectError: Error, CustomStringConvertible {
 /// of C libraries. The descriptor is made non-blocking by its owner, not here.
 ///
 /// - Returns: True when ready, false if `timeout` passed first.
-/// - Throws: ``HubError/concurrentWait(_:)`` if another greenlet waits on it in the same
+/// - Throws: ``SystemError`` `EINVAL` if neither `readable` nor `writable` is asked;
+///   ``HubError/concurrentWait(_:)`` if another greenlet waits on it in the same
 ///   direction; ``SystemError`` for a bad descriptor; `GreenletExit` or an enclosing `Timeout`.
 /// - Note: A switch point. Costs two `epoll_ctl` calls (register, remove), since the owner may
 ///   close the descriptor without telling Sprout.

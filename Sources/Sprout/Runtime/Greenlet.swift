@@ -252,14 +252,23 @@ public class AnyGreenlet {
     func kill(with error: any Error, block: Bool) {
         guard state != .dead else { return }
         hub.throwInto(self, error)
-        guard block, state != .dead, hub.current !== hub.hubGreenlet, hub.current !== self else { return }
+        if block { awaitEndAfterKill() }
+    }
+
+    /// Waits for a greenlet that was already told to die, without telling it again (a second
+    /// `GreenletExit` would land in its cleanup). Returns false if the waiter was interrupted:
+    /// that interruption is delivered at the waiter's next switch point (without replacing
+    /// one already waiting there).
+    @discardableResult
+    func awaitEndAfterKill() -> Bool {
+        guard state != .dead, hub.current !== hub.hubGreenlet, hub.current !== self else { return true }
         do {
             _ = try waitForEnd(on: "Greenlet.kill", deadline: nil)
+            return true
         } catch {
-            // The killer was itself interrupted; deliver that at its next switch point
-            // (without replacing an interruption already waiting there).
             let me = hub.current!
             if me.pendingError == nil { me.pendingError = error }
+            return false
         }
     }
 }

@@ -137,7 +137,9 @@ final class Poller {
     ///   descriptor in the same direction; errors thrown into the greenlet.
     func wait(fd: Int32, readable: Bool, writable: Bool, deadline: UInt64?, transient: Bool,
               checkFirst: Bool = false, hub: Hub) throws -> Bool {
-        precondition(readable || writable, "wait: ask for readable, writable or both")
+        guard readable || writable else {
+            throw SystemError(errno: EINVAL, operation: "wait for neither reading nor writing on descriptor \(fd)")
+        }
         guard fd >= 0 else { throw SystemError(errno: EBADF, operation: "wait on descriptor \(fd)") }
         let index = slot(fd)
         if table[index].isInternal { throw SystemError(errno: EBADF, operation: "wait on the hub's own descriptor \(fd)") }

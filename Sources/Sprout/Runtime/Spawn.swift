@@ -59,7 +59,8 @@ public func killAll(_ greenlets: [AnyGreenlet], block: Bool = true) {
     }
     guard block else { return }
     for greenlet in greenlets {
-        greenlet.kill(block: true)
+        // Wait only: each was killed once above, and may be cleaning up through switch points.
+        guard greenlet.awaitEndAfterKill() else { return }
     }
 }
 

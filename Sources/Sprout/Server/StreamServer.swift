@@ -129,6 +129,8 @@ public final class StreamServer {
         state = .stopped
         acceptor?.kill()
         listener?.close()
+        // The socket file would keep the path taken (bind fails with EADDRINUSE next time).
+        if let unixPath { unlink(unixPath) }
         ServerLifecycle.drain(handlers, timeout: timeout)
         stopped.set()
         logger.debug("stopped")

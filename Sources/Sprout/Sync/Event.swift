@@ -35,7 +35,10 @@ public final class Event {
         if isSet { return true }
         if let timeout, timeout <= .zero { return false }
         let hub = Hub.current
-        return try waiters.wait(hub: hub, on: "Event.wait", deadline: timeout.map { hub.deadline(after: $0) })
+        let woken = try waiters.wait(hub: hub, on: "Event.wait", deadline: timeout.map { hub.deadline(after: $0) })
+        // A set() that came after the deadline woke us but before we ran still counts (gevent
+        // returns the flag).
+        return woken || isSet
     }
 }
 
