@@ -132,3 +132,27 @@ extension HTTPSuites {
         }
     }
 }
+
+extension HTTPSuites {
+    @Suite(.timeLimit(.minutes(1)))
+    struct StopFromAHandlerTests {
+        @Test func aHandlerCanStopItsOwnServer() async throws {
+            try await green { () throws in
+                let router = Router()
+                var server: HTTPServer?
+                router.post("/shutdown") { _ in
+                    let started = ContinuousClock.now
+                    server?.stop(timeout: .seconds(5))
+                    return .text(ContinuousClock.now - started < .seconds(2) ? "stopping" : "waited for itself")
+                }
+                server = HTTPServer(configuration: testConfiguration(), responder: router)
+                try server!.start()
+                let (response, closed) = try exchange(server!.port, "POST /shutdown HTTP/1.1\r\nHost: a\r\n\r\n")
+                #expect(response.text == "stopping")
+                #expect(response.header("connection") == "close")
+                #expect(closed)
+                #expect(!server!.isServing)
+            }
+        }
+    }
+}

@@ -59,21 +59,78 @@ extension SocketSuites {
 }
 
 extension SocketSuites {
-        @Suite(.timeLimit(.minutes(1)))
-        struct HardeningSocketRegressionTests {
-            @Test func stoppingAUnixSocketServerRemovesItsPath() async throws {
-                try await green { () throws in
-                    let path = "/tmp/sprout-test-\(getpid())-\(Int.random(in: 0..<1_000_000)).sock"
-                    let server = StreamServer(unixPath: path) { connection, _ in try echoBack(connection) }
-                    try server.start()
-                    #expect(access(path, F_OK) == 0)
-                    server.stop()
-                    #expect(access(path, F_OK) != 0, "the socket file was left behind")
-                    // So the same path can serve again.
-                    let again = StreamServer(unixPath: path) { connection, _ in try echoBack(connection) }
-                    try again.start()
-                    again.stop()
-                }
+    @Suite(.timeLimit(.minutes(1)))
+    struct HardeningSocketRegressionTests {
+        @Test func stoppingAUnixSocketServerRemovesItsPath() async throws {
+            try await green { () throws in
+                let path = "/tmp/sprout-test-\(getpid())-\(Int.random(in: 0..<1_000_000)).sock"
+                let server = StreamServer(unixPath: path) { connection, _ in try echoBack(connection) }
+                try server.start()
+                #expect(access(path, F_OK) == 0)
+                server.stop()
+                #expect(access(path, F_OK) != 0, "the socket file was left behind")
+                // So the same path can serve again.
+                let again = StreamServer(unixPath: path) { connection, _ in try echoBack(connection) }
+                try again.start()
+                again.stop()
             }
         }
+
+        @Test func sendAllTimeoutBoundsTheWholeCallNotEachWait() async throws {
+            try await green(timeout: .seconds(30)) { () throws in
+                let listener = try Socket.listen(host: "127.0.0.1", port: 0)
+                defer { listener.close() }
+                let sender = try Socket.connect(host: "127.0.0.1", port: listener.localAddress.port)
+                defer { sender.close() }
+                let (receiver, _) = try listener.accept()
+                defer { receiver.close() }
+                // The reader takes 1 MiB every 100 ms: each of the sender's waits ends well within
+                // its 500 ms timeout, but 64 MiB take about 6 s.
+                let reader = spawn {
+                    var buffer = [UInt8](repeating: 0, count: 65536)
+                    while true {
+                        try sleep(for: .milliseconds(100))
+                        var taken = 0
+                        while taken < 1 << 20 {
+                            let count = try buffer.withUnsafeMutableBytes { try receiver.recv(into: $0) }
+                            if count == 0 { return }
+                            taken += count
+                        }
+                    }
+                }
+                defer { reader.kill() }
+                sender.timeout = .milliseconds(500)
+                let started = ContinuousClock.now
+                let data = [UInt8](repeating: 1, count: 64 << 20)
+                do {
+                    try withTimeout(.seconds(10)) { try sender.sendAll(data) }
+                    Issue.record("sendAll of 64 MiB to a slow reader finished")
+                } catch let error as SystemError {
+                    #expect(error.errno == ETIMEDOUT)
+                } catch {
+                    Issue.record("sendAll was still going after 10 s (\(error)): its timeout is per wait")
+                }
+                #expect(ContinuousClock.now - started < .seconds(3))
+            }
+        }
+
+        @Test func stopFromInsideAHandlerDoesNotWaitForItself() async throws {
+            try await green { () throws in
+                nonisolated(unsafe) var server: StreamServer?
+                let stopped = Event()
+                server = StreamServer(port: 0) { connection, _ in
+                    let started = ContinuousClock.now
+                    server?.stop(timeout: .seconds(5))
+                    #expect(ContinuousClock.now - started < .seconds(2), "stop() waited for the handler calling it")
+                    stopped.set()
+                    try connection.sendAll("bye")
+                }
+                try server!.start()
+                let client = try Socket.connect(host: "127.0.0.1", port: server!.port)
+                defer { client.close() }
+                #expect(try stopped.wait(timeout: .seconds(10)))
+                #expect(try receive(client, exactly: 3) == Array("bye".utf8))
+            }
+        }
+    }
 }

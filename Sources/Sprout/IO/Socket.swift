@@ -310,8 +310,13 @@ public final class Socket {
     ///   `EBADF`); `GreenletExit` or an enclosing `Timeout`.
     /// - Note: A switch point when the send buffer is full.
     public func send(_ buffer: UnsafeRawBufferPointer) throws -> Int {
-        try checkOpen("send")
         var deadline: UInt64?? = .none
+        return try send(buffer, deadline: &deadline)
+    }
+
+    /// `send` with a deadline shared by the caller's other sends (computed at the first wait).
+    private func send(_ buffer: UnsafeRawBufferPointer, deadline: inout UInt64??) throws -> Int {
+        try checkOpen("send")
         while true {
             let count = Glibc.send(fileDescriptor, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
             if count >= 0 { return count }
@@ -327,12 +332,14 @@ public final class Socket {
     /// Sends all of `buffer`, parking as often as the peer's window requires.
     ///
     /// - Throws: as ``send(_:)-(UnsafeRawBufferPointer)``; after an error, an unknown prefix
-    ///   of the data has been sent. ``timeout`` applies to each wait, not to the whole call.
+    ///   of the data has been sent. ``timeout`` bounds the whole call, counted from its first
+    ///   wait: a peer that reads a byte now and then cannot keep it going for ever.
     /// - Note: A switch point when the send buffer fills.
     public func sendAll(_ buffer: UnsafeRawBufferPointer) throws {
         var offset = 0
+        var deadline: UInt64?? = .none
         while offset < buffer.count {
-            offset += try send(UnsafeRawBufferPointer(rebasing: buffer[offset...]))
+            offset += try send(UnsafeRawBufferPointer(rebasing: buffer[offset...]), deadline: &deadline)
         }
     }
 

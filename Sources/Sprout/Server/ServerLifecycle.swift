@@ -14,14 +14,17 @@ enum ServerLifecycle {
     /// Lets `handlers` finish for up to `timeout`, then kills the rest. If the caller is
     /// interrupted while waiting, the rest are killed at once and the interruption is delivered
     /// at the caller's next switch point.
+    ///
+    /// A handler that stops its own server is left out: it cannot wait for itself.
     static func drain(_ handlers: Group, timeout: Duration) {
-        guard handlers.count > 0 else { return }
+        let me = Hub.current.current!
+        let others = handlers.greenlets.filter { $0 !== me }
+        guard !others.isEmpty else { return }
         do {
-            try handlers.join(timeout: timeout)
+            try joinAll(others, timeout: timeout)
         } catch {
-            let me = Hub.current.current!
             if me.pendingError == nil { me.pendingError = error }
         }
-        handlers.kill()
+        killAll(others)
     }
 }

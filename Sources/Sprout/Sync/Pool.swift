@@ -25,6 +25,9 @@ public final class Group {
     /// Adds an existing greenlet to the group.
     public func add(_ greenlet: AnyGreenlet) { members.add(greenlet) }
 
+    /// The members that have not finished, oldest first.
+    public var greenlets: [AnyGreenlet] { members.all }
+
     /// Waits until every member has finished.
     /// - Returns: True if all finished, false if `timeout` passed first.
     /// - Throws: `GreenletExit`, an enclosing `Timeout` or ``HubError`` while waiting.

@@ -37,8 +37,8 @@ public final class HTTPServer {
         public var idleTimeout: Duration
         /// The longest wait for more body bytes while a handler reads (408, then close).
         public var bodyReadTimeout: Duration
-        /// The longest wait for the client to take more of a response; a client that stops
-        /// reading is cut off.
+        /// The longest one write of a response may take (the head with a small body, a large
+        /// body, or one piece of a stream); a client that stops reading is cut off.
         public var writeTimeout: Duration
         /// The default body limit of a route (413 beyond).
         public var maxBodySize: Int
@@ -183,13 +183,17 @@ public final class HTTPServer {
             idle = connection.idleNext
             connection.wakeForDrain()
         }
-        if handlers.count > 0 {
+        // A handler that stops its own server cannot wait for itself: it is left out, and its
+        // response goes out with `Connection: close` once it returns.
+        let me = Greenlet.current
+        let others = handlers.greenlets.filter { $0 !== me }
+        if !others.isEmpty {
             do {
-                _ = try handlers.join(timeout: timeout)
+                _ = try joinAll(others, timeout: timeout)
             } catch {
                 // Interrupted while waiting: finish at once.
             }
-            handlers.kill()
+            killAll(others)
         }
         state = .stopped
         stopped.set()
