@@ -37,11 +37,15 @@ struct Echo: ParsableCommand {
     }
 
     func run() throws {
+        // Buffers from a pool: only the pages a connection's data touches become resident, and
+        // the pool gives surplus pages back once a spike of connections has passed.
+        let buffers = BufferPool(bufferSize: 16 * 1024, hotLimit: 64)
         let server = StreamServer(host: host, port: port, maxConnections: maxConnections) { connection, _ in
-            try echo(connection)
+            try echo(connection, buffers: buffers)
         }
         try server.start()
         print("sprout echo: serving on \(server.address!)")
+        fflush(nil)  // stdout may be a pipe: whoever started us waits for this line
         for signal in [SIGINT, SIGTERM] {
             try onSignal(signal) { server.stop(timeout: .seconds(1)) }
         }
@@ -50,11 +54,12 @@ struct Echo: ParsableCommand {
 }
 
 /// Sends back everything `connection` receives until the peer closes its side.
-func echo(_ connection: Socket) throws {
-    var buffer = [UInt8](repeating: 0, count: 65536)
+func echo(_ connection: Socket, buffers: BufferPool) throws {
+    let buffer = UnsafeMutableRawBufferPointer(start: try buffers.take(), count: buffers.bufferSize)
+    defer { buffers.give(buffer.baseAddress!) }
     while true {
-        let count = try buffer.withUnsafeMutableBytes { try connection.recv(into: $0) }
+        let count = try connection.recv(into: buffer)
         if count == 0 { return }
-        try buffer.withUnsafeBytes { try connection.sendAll(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+        try connection.sendAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
     }
 }

@@ -43,6 +43,7 @@ public final class StreamServer {
     private let handlers = Group()
     private let slots: Semaphore?
     private let stopped = Event()
+    private var peakConnections = 0
 
     /// Creates a server for `host:port` (port 0 picks a free port: read ``port`` after
     /// ``start()``). Nothing is bound until ``start()``.
@@ -154,10 +155,11 @@ public final class StreamServer {
                 backoff = min(backoff * 2, .seconds(1))
                 continue
             }
-            let greenlet = spawn(name: "connection \(peer)") { [handler, logger, slots] in
+            let greenlet = spawn(name: "connection \(peer)") { [self, handler, logger, slots] in
                 defer {
                     connection.close()
                     slots?.release()
+                    connectionEnded()
                 }
                 do {
                     try handler(connection, peer)
@@ -178,6 +180,16 @@ public final class StreamServer {
                 continue
             }
             handlers.add(greenlet)
+            if handlers.count > peakConnections { peakConnections = handlers.count }
+        }
+    }
+
+    /// After a spike of connections has ended, hands the C heap's free pages back once (glibc
+    /// keeps them otherwise, and resident memory stays at its peak).
+    private func connectionEnded() {
+        if peakConnections >= 1024 && handlers.count <= peakConnections / 8 {
+            peakConnections = handlers.count
+            releaseFreeHeapMemory()
         }
     }
 }
