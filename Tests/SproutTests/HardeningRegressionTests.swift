@@ -134,3 +134,37 @@ extension SocketSuites {
         }
     }
 }
+
+extension SocketSuites {
+    @Suite(.timeLimit(.minutes(1)))
+    struct CrossThreadCloseTests {
+        /// Moves a socket to another OS thread for closing (tests only: sockets are not Sendable).
+        final class Handoff: @unchecked Sendable {
+            var socket: Socket?
+            init(_ socket: Socket) { self.socket = socket }
+        }
+
+        @Test func closingFromAnotherThreadDoesNotPoisonTheDescriptorNumber() async throws {
+            try await green { () throws in
+                try withEchoServer { port, _ in
+                    let first = try Socket.connect(host: "127.0.0.1", port: port)
+                    try first.sendAll("x")
+                    _ = try receive(first, exactly: 1)   // registered with this hub's epoll
+                    let number = first.fileDescriptor
+                    let handoff = Handoff(first)
+                    try ThreadPool.shared.run { handoff.socket?.close() }
+                    for _ in 0..<5 { try sleep(for: .milliseconds(1)) }
+                    let second = try Socket.connect(host: "127.0.0.1", port: port)
+                    defer { second.close() }
+                    try #require(second.fileDescriptor == number, "the descriptor number was not reused")
+                    second.timeout = .seconds(3)
+                    try second.sendAll("y")
+                    // Before the fix the hub still thought the number registered, never added the
+                    // new socket to epoll, and this read waited for ever.
+                    #expect(try receive(second, exactly: 1) == Array("y".utf8))
+                    handoff.socket = nil
+                }
+            }
+        }
+    }
+}

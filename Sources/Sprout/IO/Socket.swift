@@ -426,7 +426,9 @@ public final class Socket {
     }
 
     /// Closes the socket. Greenlets waiting on it are woken with ``SystemError`` `EBADF`
-    /// ("closed while waiting"), as gevent's `cancel_wait`. Idempotent.
+    /// ("closed while waiting"), as gevent's `cancel_wait`. Idempotent. Called from a thread
+    /// other than its hub's (or a `deinit` there), the descriptor is closed by the hub on its
+    /// next loop turn.
     public func close() {
         let fd = fileDescriptor
         guard fd >= 0 else { return }
@@ -434,8 +436,19 @@ public final class Socket {
         fileDescriptor = -1
         if sprout_hub_get() == Unmanaged.passUnretained(hub).toOpaque() {
             hub.poller.forget(fd: fd, waking: SystemError(errno: EBADF, operation: "socket closed while waiting"), hub: hub)
+            _ = Glibc.close(fd)
+            return
         }
-        _ = Glibc.close(fd)
+        // Another thread: the hub must forget the descriptor before its number can be reused,
+        // or a new socket with that number would never be added to epoll. So the close itself
+        // happens on the hub's thread; a hub that has ended cannot be told and needs nothing.
+        let owner = UncheckedHub(hub)
+        let posted = hub.post {
+            owner.hub.poller.forget(fd: fd, waking: SystemError(errno: EBADF, operation: "socket closed while waiting"),
+                                    hub: owner.hub)
+            _ = Glibc.close(fd)
+        }
+        if !posted { _ = Glibc.close(fd) }
     }
 
     // MARK: Addresses and options
@@ -528,6 +541,12 @@ public final class Socket {
         return try hub.poller.wait(fd: fileDescriptor, readable: readable, writable: writable,
                                    deadline: deadline, transient: false, checkFirst: checkFirst, hub: hub)
     }
+}
+
+/// A hub carried into work posted to its own inbox, which runs on its thread.
+private struct UncheckedHub: @unchecked Sendable {
+    let hub: Hub
+    init(_ hub: Hub) { self.hub = hub }
 }
 
 extension SocketAddress {
