@@ -168,3 +168,24 @@ extension SocketSuites {
         }
     }
 }
+
+@Suite(.timeLimit(.minutes(1)))
+struct BlockingInHubRegressionTests {
+    @Test func greenThreadRunFromAHubCallbackThrowsInsteadOfBlockingTheThread() async throws {
+        try await green { () throws in
+            nonisolated(unsafe) var outcome = "not run"
+            Hub.current.callSoon {
+                do {
+                    _ = try GreenThread.run { 1 }
+                    outcome = "blocked the hub's thread and ran"
+                } catch let error as HubError {
+                    outcome = "\(error)"
+                } catch {
+                    outcome = "other error \(error)"
+                }
+            }
+            try sleep(for: .milliseconds(5))
+            #expect(outcome.contains("GreenThread.run"), "\(outcome)")
+        }
+    }
+}

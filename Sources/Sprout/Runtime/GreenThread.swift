@@ -14,10 +14,14 @@ public enum GreenThread {
     ///
     /// - Parameter stackSize: The new thread's own stack, in bytes (default 8 MiB).
     /// - Returns: What `body` returns.
-    /// - Throws: What `body` throws; ``SystemError`` if the thread cannot be created.
+    /// - Throws: What `body` throws; ``SystemError`` if the thread cannot be created;
+    ///   ``HubError/blockingInHub(_:)`` from the hub's loop (a `callSoon` or `link` callback).
     public static func run<T: Sendable>(stackSize: Int = 8 << 20,
                                         _ body: @escaping @Sendable () throws -> T) throws -> T {
-        if let hub = Hub.existing, hub.current !== hub.hubGreenlet {
+        if let hub = Hub.existing {
+            // From the hub's loop (a `callSoon` or `link` callback), waiting would block every
+            // greenlet of the thread.
+            guard hub.current !== hub.hubGreenlet else { throw HubError.blockingInHub("GreenThread.run") }
             return try runParkingGreenlet(hub: hub, stackSize: stackSize, body)
         }
         let done = Completion<T>()
