@@ -1,5 +1,5 @@
 import Glibc
-import Sprout
+@_spi(Testing) import Sprout
 import SproutTestSupport
 import Testing
 
@@ -186,6 +186,22 @@ struct BlockingInHubRegressionTests {
             }
             try sleep(for: .milliseconds(5))
             #expect(outcome.contains("GreenThread.run"), "\(outcome)")
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct IdleSpinRegressionTests {
+    @Test func aLongNestedGreenThreadDoesNotMakeEveryIdleTurnSpin() async throws {
+        try await green { () throws in
+            let before = RuntimeTesting.spinEpisodes
+            // A nested green thread outstanding for 300 ms while this hub wakes every 2 ms.
+            let nested = spawn { try GreenThread.run { try sleep(for: .milliseconds(300)) } }
+            for _ in 0..<100 { try sleep(for: .milliseconds(2)) }
+            try nested.get()
+            let spins = RuntimeTesting.spinEpisodes - before
+            // Before the fix every idle turn spun for up to 50 µs (about 100 here).
+            #expect(spins < 20, "\(spins) idle turns spun")
         }
     }
 }

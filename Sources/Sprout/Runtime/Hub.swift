@@ -98,7 +98,16 @@ public final class Hub {
     private var nextTimerID: UInt64 = 0
     /// Number of replies other threads owe this hub (thread-pool jobs, green threads); while
     /// non-zero, an otherwise idle loop waits for them instead of reporting a deadlock.
-    var expectedPosts = 0
+    var expectedPosts = 0 {
+        didSet { if expectedPosts > oldValue { lastPostExpected = sprout_now_ns() } }
+    }
+    /// When a reply from another thread was last asked for: the hub spins for replies only
+    /// shortly after (a long job, or a nested green thread, is slept through in epoll_wait).
+    private var lastPostExpected: UInt64 = 0
+    /// How long after asking for a reply an idle hub still spins for it.
+    private let spinWindow: UInt64 = 200_000
+    /// Idle turns that spun for a reply (for tests).
+    private(set) var spinEpisodes = 0
     /// Registered signal handlers; while non-zero the loop waits for signals.
     var signalWatchers = 0
     var signalState: SignalState?
@@ -533,7 +542,7 @@ public final class Hub {
         }
         // Work from another thread arrived instead: run it; the busy path above still polls
         // IO at least every `busyPollInterval`.
-        if timeout != 0 && expectedPosts > 0 && spinForPosts() {
+        if timeout != 0 && expectedPosts > 0 && sprout_now_ns() &- lastPostExpected < spinWindow && spinForPosts() {
             drainInbox()
             return
         }
@@ -552,6 +561,7 @@ public final class Hub {
     /// awake, since sleeping in epoll_wait and being woken costs the two threads several
     /// microseconds each. Returns true if work arrived.
     private func spinForPosts() -> Bool {
+        spinEpisodes += 1
         let limit = sprout_now_ns() &+ spinBeforeSleep
         var rounds = 0
         while true {

@@ -13,4 +13,7 @@ public enum RuntimeTesting {
     public static var exclusivityHooksAvailable: Bool {
         sprout_exclusivity_hooks_available() != 0
     }
+
+    /// Idle loop turns in which the calling thread's hub spun waiting for another thread's reply.
+    public static var spinEpisodes: Int { Hub.current.spinEpisodes }
 }
