@@ -13,9 +13,10 @@ import Sprout
 ///
 /// `HEAD` on each `GET` route answers its headers; other paths 404; unknown methods 501.
 public enum DemoApp {
-    /// The most chunks `/stream` sends, and the longest `/sleep`, so a request cannot tie up
-    /// the server for ever.
+    /// The most chunks `/stream` sends (a larger `n` is a 400), so a request cannot tie up the
+    /// server for ever.
     public static let maxStreamChunks = 1_000_000
+    /// The longest `/sleep`, in milliseconds (a larger `ms` is a 400).
     public static let maxSleep = 600_000
 
     /// A router serving the demo routes.
