@@ -77,14 +77,20 @@ func modificationTime(_ path: String) -> Double? {
 }
 
 /// Every regular file under `directory`, recursively.
+/// A directory entry's name, read in place: an entry near the end of readdir's buffer is
+/// shorter than `d_name`'s declared 256 bytes, so copying the whole tuple would read past it.
+func direntName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+    withUnsafeMutablePointer(to: &entry.pointee.d_name) {
+        $0.withMemoryRebound(to: CChar.self, capacity: 1) { String(cString: $0) }
+    }
+}
+
 func filesUnder(_ directory: String) -> [String] {
     guard let dir = opendir(directory) else { return [] }
     defer { closedir(dir) }
     var result: [String] = []
     while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-        }
+        let name = direntName(entry)
         if name == "." || name == ".." { continue }
         let path = directory + "/" + name
         var info = stat()
@@ -114,9 +120,7 @@ func removeTree(_ path: String) {
         return
     }
     while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-        }
+        let name = direntName(entry)
         if name == "." || name == ".." { continue }
         let child = path + "/" + name
         var info = stat()
@@ -350,9 +354,7 @@ struct GroupUsage {
         guard let dir = opendir("/proc") else { return usage }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
+            let name = direntName(entry)
             guard let pid = Int32(name), let stat = readWholeFile("/proc/\(pid)/stat"),
                   let close = stat.lastIndex(of: ")") else { continue }
             // Fields after the command name, which may itself hold spaces and parentheses:
