@@ -71,3 +71,18 @@ extension HTTPSuites {
         }
     }
 }
+
+extension HTTPSuites {
+    @Suite(.timeLimit(.minutes(1)))
+    struct ConnectionStackSizeTests {
+        @Test func handlersRunOnTheConfiguredStackSize() async throws {
+            try await green { () throws in
+                let router = Router()
+                router.get("/stack") { _ in .text("\(Greenlet.current.stackSize ?? 0)") }
+                try withServer(testConfiguration { $0.connectionStackSize = 1 << 20 }, responder: router) { port, _ throws in
+                    #expect(try exchange(port, "GET /stack HTTP/1.1\r\nHost: a\r\n\r\n").0.text == "\(1 << 20)")
+                }
+            }
+        }
+    }
+}

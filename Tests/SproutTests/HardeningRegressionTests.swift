@@ -205,3 +205,28 @@ struct IdleSpinRegressionTests {
         }
     }
 }
+
+extension SocketSuites {
+    @Suite(.timeLimit(.minutes(1)))
+    struct StackSizeOptionTests {
+        @Test func groupsPoolsAndServersTakeAStackSize() async throws {
+            try await green { () throws in
+                let group = Group()
+                #expect(try group.spawn(stackSize: 1 << 20) { Greenlet.current.stackSize }.get() == 1 << 20)
+                let pool = Pool(size: 2)
+                #expect(try pool.spawn(stackSize: 64 << 10) { Greenlet.current.stackSize }.get() == 64 << 10)
+                #expect(try spawn { Greenlet.current.stackSize }.get() == 256 << 10)
+
+                let seen = AsyncResult<Int?>()
+                let server = StreamServer(port: 0, stackSize: 512 << 10) { _, _ in
+                    seen.set(Greenlet.current.stackSize)
+                }
+                try server.start()
+                defer { server.stop() }
+                let client = try Socket.connect(host: "127.0.0.1", port: server.port)
+                defer { client.close() }
+                #expect(try seen.get(timeout: .seconds(5)) == 512 << 10)
+            }
+        }
+    }
+}

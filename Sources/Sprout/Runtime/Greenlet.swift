@@ -53,6 +53,10 @@ public class AnyGreenlet {
     let hub: Hub
     @exclusivity(unchecked) var context: UnsafeMutablePointer<sprout_context_t>!
     @exclusivity(unchecked) var stack: Stack?
+
+    /// Usable bytes of this greenlet's stack while it has one (from start to finish); nil for a
+    /// thread's main greenlet and for greenlets not started or finished.
+    public var stackSize: Int? { stack?.size }
     @exclusivity(unchecked) var state: State = .scheduled
     /// True if `context` was allocated on the heap for this greenlet (not on its stack).
     var ownsContextAllocation = false

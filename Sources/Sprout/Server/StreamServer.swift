@@ -32,6 +32,8 @@ public final class StreamServer {
     public let maxConnections: Int?
     /// The listen backlog.
     public let backlog: Int32
+    /// Stack bytes of each connection's greenlet; nil for the default.
+    public let stackSize: Int?
     /// Where handler errors and accept failures are logged.
     public var logger: Logger
     private let requestedPort: Int
@@ -49,23 +51,28 @@ public final class StreamServer {
     /// ``start()``). Nothing is bound until ``start()``.
     ///
     /// - Precondition: `maxConnections`, if given, is at least 1.
+    /// - Parameter stackSize: Stack bytes of each connection's greenlet (see
+    ///   ``spawn(name:stackSize:_:)``); the default 256 KiB when nil.
     public convenience init(host: String = "127.0.0.1", port: Int, maxConnections: Int? = nil, backlog: Int32 = 1024,
-                            logger: Logger = Logger(label: "sprout.StreamServer"), handler: @escaping Handler) {
+                            stackSize: Int? = nil, logger: Logger = Logger(label: "sprout.StreamServer"),
+                            handler: @escaping Handler) {
         self.init(host: host, port: port, unixPath: nil, maxConnections: maxConnections, backlog: backlog,
-                  logger: logger, handler: handler)
+                  stackSize: stackSize, logger: logger, handler: handler)
     }
 
     /// Creates a server on the Unix-domain socket `path` (which must not exist yet).
     ///
     /// - Precondition: `maxConnections`, if given, is at least 1.
     public convenience init(unixPath path: String, maxConnections: Int? = nil, backlog: Int32 = 1024,
-                            logger: Logger = Logger(label: "sprout.StreamServer"), handler: @escaping Handler) {
+                            stackSize: Int? = nil, logger: Logger = Logger(label: "sprout.StreamServer"),
+                            handler: @escaping Handler) {
         self.init(host: path, port: 0, unixPath: path, maxConnections: maxConnections, backlog: backlog,
-                  logger: logger, handler: handler)
+                  stackSize: stackSize, logger: logger, handler: handler)
     }
 
     private init(host: String, port: Int, unixPath: String?, maxConnections: Int?, backlog: Int32,
-                 logger: Logger, handler: @escaping Handler) {
+                 stackSize: Int?, logger: Logger, handler: @escaping Handler) {
+        self.stackSize = stackSize
         if let maxConnections {
             precondition(maxConnections >= 1, "StreamServer: maxConnections must be at least 1 (got \(maxConnections))")
         }
@@ -155,7 +162,7 @@ public final class StreamServer {
                 backoff = min(backoff * 2, .seconds(1))
                 continue
             }
-            let greenlet = spawn(name: "connection \(peer)") { [self, handler, logger, slots] in
+            let greenlet = spawn(name: "connection \(peer)", stackSize: stackSize) { [self, handler, logger, slots] in
                 defer {
                     connection.close()
                     slots?.release()

@@ -14,10 +14,11 @@ public final class Group {
     public var freeCount: Int { .max }
 
     /// Spawns `body` in a new greenlet that belongs to the group.
-    /// - Note: Not a switch point. See ``spawn(name:stackSize:_:)``.
+    /// - Note: Not a switch point. See ``spawn(name:stackSize:_:)`` (for `stackSize` too).
     @discardableResult
-    public func spawn<Value>(name: String? = nil, _ body: @escaping () throws -> Value) -> Greenlet<Value> {
-        let greenlet = Sprout.spawn(name: name, body)
+    public func spawn<Value>(name: String? = nil, stackSize: Int? = nil,
+                             _ body: @escaping () throws -> Value) -> Greenlet<Value> {
+        let greenlet = Sprout.spawn(name: name, stackSize: stackSize, body)
         members.add(greenlet)
         return greenlet
     }
@@ -79,14 +80,16 @@ public final class Pool {
     /// True if every place is taken.
     public var isFull: Bool { slots.value == 0 }
 
-    /// Spawns `body` in a new greenlet, first waiting for a free place.
+    /// Spawns `body` in a new greenlet, first waiting for a free place (`stackSize` as in
+    /// ``spawn(name:stackSize:_:)``).
     /// - Throws: `GreenletExit`, an enclosing `Timeout` or ``HubError`` while waiting for a
     ///   place (then nothing is spawned).
     /// - Note: A switch point while the pool is full.
     @discardableResult
-    public func spawn<Value>(name: String? = nil, _ body: @escaping () throws -> Value) throws -> Greenlet<Value> {
+    public func spawn<Value>(name: String? = nil, stackSize: Int? = nil,
+                             _ body: @escaping () throws -> Value) throws -> Greenlet<Value> {
         try slots.acquire()
-        let greenlet = Sprout.spawn(name: name, body)
+        let greenlet = Sprout.spawn(name: name, stackSize: stackSize, body)
         members.add(greenlet) { [slots] in slots.release() }
         return greenlet
     }

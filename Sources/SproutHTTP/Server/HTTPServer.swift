@@ -55,6 +55,9 @@ public final class HTTPServer {
         /// How long a closing connection reads and drops what the client still sends, so that
         /// the response is not lost to a reset.
         public var lingerTimeout: Duration
+        /// Stack bytes of each connection's greenlet (handlers with deep recursion or large
+        /// frames need more); nil for the default 256 KiB.
+        public var connectionStackSize: Int?
 
         /// A configuration with the documented defaults: port 8080, 10,000 connections,
         /// header timeout 10 s, idle 10 s, body read 30 s, write 30 s, 2 MiB bodies.
@@ -63,7 +66,7 @@ public final class HTTPServer {
                     bodyReadTimeout: Duration = .seconds(30), writeTimeout: Duration = .seconds(30),
                     maxBodySize: Int = 2 << 20, headLimits: HeadLimits = HeadLimits(), accessLog: Bool = false,
                     maxDiscardedBodyBytes: Int = 256 * 1024, idleGrace: Duration = .milliseconds(50),
-                    lingerTimeout: Duration = .milliseconds(500)) {
+                    lingerTimeout: Duration = .milliseconds(500), connectionStackSize: Int? = nil) {
             self.host = host
             self.port = port
             self.backlog = backlog
@@ -78,6 +81,7 @@ public final class HTTPServer {
             self.maxDiscardedBodyBytes = maxDiscardedBodyBytes
             self.idleGrace = idleGrace
             self.lingerTimeout = lingerTimeout
+            self.connectionStackSize = connectionStackSize
         }
     }
 
@@ -222,7 +226,9 @@ public final class HTTPServer {
             openCount += 1
             if openCount > peakOpenCount { peakOpenCount = openCount }
             let connection = HTTPConnection(socket: socket, peer: peer, server: self)
-            let greenlet = spawn(name: "http connection") { try connection.run() }
+            let greenlet = spawn(name: "http connection", stackSize: configuration.connectionStackSize) {
+                try connection.run()
+            }
             if greenlet.isReady {
                 logger.error("cannot start a connection handler", metadata: ["error": "\(greenlet.error.map { "\($0)" } ?? "?")"])
                 socket.close()
