@@ -230,3 +230,45 @@ extension SocketSuites {
         }
     }
 }
+
+extension SocketSuites {
+    @Suite(.timeLimit(.minutes(1)))
+    struct StubbornHandlerTests {
+        @Test func stopIsNotHeldForEverByAHandlerThatSwallowsGreenletExit() async throws {
+            try await green { () throws in
+                nonisolated(unsafe) var giveUp = false
+                let server = StreamServer(port: 0) { _, _ in
+                    while !giveUp {
+                        do { try sleep(for: .seconds(10)) } catch is GreenletExit {}
+                    }
+                }
+                try server.start()
+                let client = try Socket.connect(host: "127.0.0.1", port: server.port)
+                defer { client.close() }
+                try sleep(for: .milliseconds(20))
+                let stopper = spawn { server.stop(timeout: .milliseconds(100)) }
+                let stopped = try stopper.join(timeout: .seconds(5))
+                #expect(stopped, "stop() waited for a handler that never ends")
+                giveUp = true
+                for greenlet in [stopper] where !greenlet.isReady { greenlet.kill() }
+            }
+        }
+
+        @Test func killWithATimeoutReportsWhetherTheGreenletEnded() async throws {
+            try await green { () throws in
+                nonisolated(unsafe) var giveUp = false
+                let stubborn = spawn {
+                    while !giveUp {
+                        do { try sleep(for: .seconds(10)) } catch is GreenletExit {}
+                    }
+                }
+                let polite = spawn { try sleep(for: .seconds(10)) }
+                try sleep(for: .zero)
+                #expect(polite.kill(timeout: .seconds(1)))
+                #expect(!stubborn.kill(timeout: .milliseconds(50)))
+                giveUp = true
+                #expect(stubborn.kill(timeout: .seconds(1)))
+            }
+        }
+    }
+}

@@ -253,6 +253,24 @@ public class AnyGreenlet {
         kill(with: GreenletExit(), block: block)
     }
 
+    /// Throws `error` into the greenlet at its switch point and waits at most `timeout` for it
+    /// to end (a greenlet that catches the error and goes on may never end).
+    ///
+    /// - Parameters:
+    ///   - error: What to throw; `GreenletExit` by default.
+    ///   - timeout: The longest wait; `nil` waits for ever.
+    /// - Returns: True if the greenlet has ended; false if the timeout passed first, if called
+    ///   from the hub's loop or by the greenlet itself (nothing to wait for there), or if the
+    ///   caller was interrupted meanwhile (that interruption is then delivered at its next
+    ///   switch point).
+    /// - Note: A switch point while waiting.
+    @discardableResult
+    public func kill(error: any Error = GreenletExit(), timeout: Duration?) -> Bool {
+        guard state != .dead else { return true }
+        hub.throwInto(self, error)
+        return awaitEndAfterKill(deadline: timeout.map { hub.deadline(after: $0) })
+    }
+
     func kill(with error: any Error, block: Bool) {
         guard state != .dead else { return }
         hub.throwInto(self, error)
@@ -260,15 +278,16 @@ public class AnyGreenlet {
     }
 
     /// Waits for a greenlet that was already told to die, without telling it again (a second
-    /// `GreenletExit` would land in its cleanup). Returns false if the waiter was interrupted:
-    /// that interruption is delivered at the waiter's next switch point (without replacing
-    /// one already waiting there).
+    /// `GreenletExit` would land in its cleanup). Returns true once it has ended; false if
+    /// `deadline` passed, if there is no waiting (the hub's loop, the greenlet itself), or if
+    /// the waiter was interrupted: that interruption is delivered at the waiter's next switch
+    /// point (without replacing one already waiting there).
     @discardableResult
-    func awaitEndAfterKill() -> Bool {
-        guard state != .dead, hub.current !== hub.hubGreenlet, hub.current !== self else { return true }
+    func awaitEndAfterKill(deadline: UInt64? = nil) -> Bool {
+        guard state != .dead else { return true }
+        guard hub.current !== hub.hubGreenlet, hub.current !== self else { return false }
         do {
-            _ = try waitForEnd(on: "Greenlet.kill", deadline: nil)
-            return true
+            return try waitForEnd(on: "Greenlet.kill", deadline: deadline)
         } catch {
             let me = hub.current!
             if me.pendingError == nil { me.pendingError = error }

@@ -64,6 +64,24 @@ public func killAll(_ greenlets: [AnyGreenlet], block: Bool = true) {
     }
 }
 
+/// Kills every greenlet in `greenlets` (all before any is waited for) and waits at most
+/// `timeout` in all for them to end.
+///
+/// - Returns: True if all have ended; false if one was still running when the timeout passed
+///   (it caught `GreenletExit` and went on), or the caller was interrupted meanwhile.
+/// - Note: A switch point while waiting.
+@discardableResult
+public func killAll(_ greenlets: [AnyGreenlet], timeout: Duration) -> Bool {
+    for greenlet in greenlets {
+        greenlet.kill(block: false)
+    }
+    let deadline = Hub.current.deadline(after: timeout)
+    for greenlet in greenlets {
+        guard greenlet.awaitEndAfterKill(deadline: deadline) else { return false }
+    }
+    return true
+}
+
 extension Hub {
     func spawnLater<Value>(_ delay: Duration, name: String?, stackSize: Int?,
                            _ body: @escaping () throws -> Value) -> Greenlet<Value> {

@@ -25,6 +25,12 @@ enum ServerLifecycle {
         } catch {
             if me.pendingError == nil { me.pendingError = error }
         }
-        killAll(others)
+        // A handler that swallows GreenletExit must not hold the stop for ever.
+        if !killAll(others, timeout: killGrace) {
+            writeToStandardError("sprout: a server handler did not end within \(killGrace) of being killed (it caught GreenletExit); stopping without it\n")
+        }
     }
+
+    /// How long killed handlers get to end.
+    static let killGrace: Duration = .seconds(1)
 }

@@ -197,7 +197,9 @@ public final class HTTPServer {
             } catch {
                 // Interrupted while waiting: finish at once.
             }
-            killAll(others)
+            if !killAll(others, timeout: .seconds(1)) {
+                logger.error("a connection handler did not end within 1 s of being killed (it caught GreenletExit); stopping without it")
+            }
         }
         state = .stopped
         stopped.set()
