@@ -272,3 +272,31 @@ extension SocketSuites {
         }
     }
 }
+
+extension SocketSuites {
+    @Suite(.timeLimit(.minutes(1)))
+    struct DatagramBoundTests {
+        @Test func datagramHandlersAreBoundedAndNoneIsLost() async throws {
+            try await green { () throws in
+                nonisolated(unsafe) var running = 0
+                nonisolated(unsafe) var most = 0
+                nonisolated(unsafe) var handled = 0
+                let server = DatagramServer(port: 0, maxConcurrentHandlers: 4) { _, _, _ in
+                    running += 1
+                    most = max(most, running)
+                    defer { running -= 1; handled += 1 }
+                    try sleep(for: .milliseconds(20))
+                }
+                try server.start()
+                defer { server.stop() }
+                let client = try Socket.udp()
+                defer { client.close() }
+                let target = try #require(server.address)
+                for index in 0..<40 { try client.sendTo([UInt8(index)], address: target) }
+                for _ in 0..<200 where handled < 40 { try sleep(for: .milliseconds(10)) }
+                #expect(handled == 40)
+                #expect(most == 4, "at most 4 handlers at once, and the limit reached")
+            }
+        }
+    }
+}

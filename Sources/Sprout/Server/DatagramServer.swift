@@ -11,6 +11,11 @@ public final class DatagramServer {
     public let host: String
     /// The largest datagram received whole; longer ones are truncated by the kernel.
     public let maxDatagramSize: Int
+    /// The most handlers running at once. At the limit the server stops reading: new datagrams
+    /// wait in the kernel's receive queue, which drops them when it is full (UDP's back-pressure).
+    public let maxConcurrentHandlers: Int
+    /// Stack bytes of each handler's greenlet; nil for the default.
+    public let stackSize: Int?
     /// Where handler errors are logged.
     public var logger: Logger
     private let requestedPort: Int
@@ -19,14 +24,22 @@ public final class DatagramServer {
     private var receiver: Greenlet<Void>?
     private let handlers = Group()
     private let sendLock = Lock()
+    private let slots: Semaphore
     private let stopped = Event()
     private var isStarted = false
 
     /// Creates a server for `host:port` (port 0 picks a free one). Nothing is bound until
     /// ``start()``.
-    public init(host: String = "127.0.0.1", port: Int, maxDatagramSize: Int = 65507,
-                logger: Logger = Logger(label: "sprout.DatagramServer"), handler: @escaping Handler) {
+    ///
+    /// - Precondition: `maxDatagramSize` and `maxConcurrentHandlers` are positive.
+    public init(host: String = "127.0.0.1", port: Int, maxDatagramSize: Int = 65507, maxConcurrentHandlers: Int = 1024,
+                stackSize: Int? = nil, logger: Logger = Logger(label: "sprout.DatagramServer"),
+                handler: @escaping Handler) {
         precondition(maxDatagramSize > 0, "DatagramServer: maxDatagramSize must be positive")
+        precondition(maxConcurrentHandlers > 0, "DatagramServer: maxConcurrentHandlers must be positive")
+        self.maxConcurrentHandlers = maxConcurrentHandlers
+        self.stackSize = stackSize
+        slots = Semaphore(maxConcurrentHandlers)
         self.host = host
         self.requestedPort = port
         self.maxDatagramSize = maxDatagramSize
@@ -48,16 +61,19 @@ public final class DatagramServer {
         self.socket = socket
         receiver = spawn(name: "DatagramServer \(socket.localAddress)") { [self] in
             while !socket.isClosed {
+                try slots.acquire()
                 let (datagram, peer): ([UInt8], SocketAddress)
                 do {
                     (datagram, peer) = try socket.recvFrom(maxLength: maxDatagramSize)
                 } catch let error as SystemError {
+                    slots.release()
                     if socket.isClosed { return }
                     logger.warning("recvfrom failed", metadata: ["error": "\(error)"])
                     try sleep(for: .milliseconds(10))
                     continue
                 }
-                handlers.spawn { [self] in
+                let greenlet = handlers.spawn(stackSize: stackSize) { [self] in
+                    defer { slots.release() }
                     do {
                         try handler(datagram, peer, self)
                     } catch is GreenletExit {
@@ -65,6 +81,11 @@ public final class DatagramServer {
                     } catch {
                         logger.error("datagram handler failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
                     }
+                }
+                if greenlet.isReady {
+                    // No stack could be mapped: the body never ran to release its slot.
+                    logger.error("cannot start a datagram handler", metadata: ["error": "\(greenlet.error.map { "\($0)" } ?? "?")"])
+                    slots.release()
                 }
             }
         }
