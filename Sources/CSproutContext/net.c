@@ -40,10 +40,3 @@ int sprout_raise_nofile_limit(long *soft_after) {
     *soft_after = (long)limit.rlim_cur;
     return 0;
 }
-
-int sprout_set_nonblocking(int fd) {
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0) return errno;
-    if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return errno;
-    return 0;
-}

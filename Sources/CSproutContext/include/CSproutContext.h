@@ -1,4 +1,7 @@
-// CSproutContext: the context switch and greenlet stacks. Nothing else lives here.
+// CSproutContext: the context switch and greenlet stacks, plus the small C shims the hub and
+// sockets need (epoll waits, signal relays, socket and rlimit calls, memory release), which
+// Swift cannot express without extra cost. Moving those shims to a target of their own is
+// pending (issue 7, §1).
 //
 // Everything in this target is plain C and assembly working on raw pointers: no Swift
 // globals, ARC or dynamic exclusivity checks run on the switch path.
@@ -157,8 +160,6 @@ int sprout_set_int_option(int fd, int level, int name, int value);
 int sprout_socket_error(int fd);
 /// Raises the soft RLIMIT_NOFILE to the hard limit; stores the new soft limit. Returns 0 or errno.
 int sprout_raise_nofile_limit(long *soft_after);
-/// Sets O_NONBLOCK on a descriptor. Returns 0 or errno.
-int sprout_set_nonblocking(int fd);
 
 // MARK: - Small helpers that Swift cannot express without extra cost
 

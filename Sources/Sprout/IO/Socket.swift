@@ -59,7 +59,8 @@ public final class Socket {
         self.init(adopting: fd)
     }
 
-    /// Takes ownership of a descriptor (made non-blocking here).
+    /// Takes ownership of a descriptor, which must already be non-blocking (Sprout creates its
+    /// sockets with `SOCK_NONBLOCK`).
     init(adopting fd: Int32, local: SocketAddress? = nil, remote: SocketAddress? = nil) {
         fileDescriptor = fd
         hub = Hub.current
