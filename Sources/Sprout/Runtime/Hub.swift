@@ -108,6 +108,8 @@ public final class Hub {
     private let spinWindow: UInt64 = 200_000
     /// Idle turns that spun for a reply (for tests).
     private(set) var spinEpisodes = 0
+    /// Entries in the timer heap, stale ones included (for tests).
+    var timerEntryCount: Int { timers.count }
     /// Registered signal handlers; while non-zero the loop waits for signals.
     var signalWatchers = 0
     var signalState: SignalState?
