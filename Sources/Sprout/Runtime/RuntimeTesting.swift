@@ -19,4 +19,8 @@ public enum RuntimeTesting {
 
     /// Entries in the calling thread's hub's timer heap, stale ones included.
     public static var timerEntries: Int { Hub.current.timerEntryCount }
+
+    /// True when stack guards fall back to `mprotect` (kernels before 6.13), costing a kernel
+    /// mapping each.
+    public static var guardsCostAMappingEach: Bool { sprout_guard_mode() == SPROUT_GUARD_MPROTECT }
 }
