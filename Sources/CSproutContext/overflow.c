@@ -56,11 +56,21 @@ static void on_fault(int sig, siginfo_t *info, void *uctx) {
         signal(SIGABRT, SIG_DFL);
         abort();
     }
-    // Not ours: hand the fault to whoever was installed before us by restoring their action;
-    // returning re-executes the faulting instruction under it.
+    // Not ours: chain to whoever was installed before us, and stay installed, so that a fault
+    // a program's own handler repairs does not leave later overflows undiagnosed.
     struct sigaction *prev = sig == SIGBUS ? &previous_bus : &previous_segv;
+    if (prev->sa_flags & SA_SIGINFO) {
+        if (prev->sa_sigaction) {
+            prev->sa_sigaction(sig, info, uctx);
+            return;
+        }
+    } else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+        prev->sa_handler(sig);
+        return;
+    }
+    // The default action: put it back and return; the faulting instruction runs again under it
+    // and the process ends as it would have without Sprout.
     sigaction(sig, prev, NULL);
-    (void)uctx;
 }
 
 static void install_handler(void) {

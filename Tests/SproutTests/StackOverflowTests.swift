@@ -1,3 +1,4 @@
+import Glibc
 import Sprout
 import Testing
 
@@ -40,5 +41,43 @@ struct StackOverflowTests {
             let deepest = try g.get()
             #expect(deepest > 64 * 1024, "only \(deepest) bytes of stack in use at the deepest frame")
         }
+    }
+}
+
+/// State for the foreign fault handler of `overflowIsStillDiagnosedAfterAForeignFault` (a C
+/// signal handler cannot capture).
+enum ForeignFault {
+    nonisolated(unsafe) static var page: UnsafeMutableRawPointer?
+    nonisolated(unsafe) static var calls = 0
+}
+
+extension StackOverflowTests {
+    @Test func overflowIsStillDiagnosedAfterAForeignFault() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            // A program's own SIGSEGV handler, installed before Sprout's: it repairs faults on
+            // its page and resumes; anything else it cannot repair ends the process with 42.
+            let page = mmap(nil, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+            ForeignFault.page = page
+            var action = sigaction()
+            action.__sigaction_handler.sa_sigaction = { _, info, _ in
+                ForeignFault.calls += 1
+                if ForeignFault.calls > 3 { _exit(42) }
+                if let page = ForeignFault.page, info?.pointee._sifields._sigfault.si_addr == page {
+                    mprotect(page, 4096, PROT_READ | PROT_WRITE)
+                }
+            }
+            action.sa_flags = SA_SIGINFO
+            sigaction(SIGSEGV, &action, nil)
+            _ = try? GreenThread.run {
+                // A fault that is not Sprout's: handled by the program's handler.
+                ForeignFault.page!.storeBytes(of: 7, as: UInt8.self)
+                // Then an overflow: Sprout must still be the one that sees it.
+                let g = spawn(name: "after-foreign-fault", stackSize: 64 * 1024) { recurse(0) }
+                _ = try g.get()
+            }
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("stack overflow in greenlet 'after-foreign-fault'"), "exit \(String(describing: result?.exitStatus)); stderr: \(stderr.utf8.count) bytes")
+        #expect(result?.exitStatus != .exitCode(42), "the overflow went to the foreign handler")
     }
 }
