@@ -92,7 +92,26 @@ void sprout_set_errno(int value) { errno = value; }
 // The hub of this thread, as an opaque pointer owned by Swift.
 static __thread void *current_hub __attribute__((tls_model("initial-exec")));
 void *sprout_hub_get(void) { return current_hub; }
-void sprout_hub_set(void *hub) { current_hub = hub; }
+
+// A hub that a thread still has when it exits (one created on a thread Sprout does not own,
+// by ThreadPool.run or a primitive) is ended by this callback, from a pthread key destructor.
+static pthread_key_t hub_exit_key;
+static pthread_once_t hub_exit_once = PTHREAD_ONCE_INIT;
+static void (*hub_exit_callback)(void *hub);
+
+static void hub_exit_destructor(void *hub) {
+    if (hub && hub_exit_callback && current_hub == hub) hub_exit_callback(hub);
+}
+
+static void hub_exit_key_create(void) { pthread_key_create(&hub_exit_key, hub_exit_destructor); }
+
+void sprout_hub_set_exit_callback(void (*callback)(void *hub)) { hub_exit_callback = callback; }
+
+void sprout_hub_set(void *hub) {
+    current_hub = hub;
+    pthread_once(&hub_exit_once, hub_exit_key_create);
+    pthread_setspecific(hub_exit_key, hub);
+}
 
 int sprout_pipe_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
 

@@ -105,8 +105,9 @@ void sprout_overflow_handler_install_for_thread(void) {
 size_t sprout_stack_used(void) {
     sprout_context_t *ctx = sprout_context_current();
     if (!ctx || !ctx->stack_high) return 0;
-    char probe;
-    return ctx->stack_high - (uintptr_t)&probe;
+    // The frame address, not a local's: under AddressSanitizer locals may live on a fake stack.
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    return sp < ctx->stack_high && sp >= ctx->stack_low ? ctx->stack_high - sp : 0;
 }
 
 void sprout_overflow_handler_release_for_thread(void) {

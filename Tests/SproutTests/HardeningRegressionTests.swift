@@ -300,3 +300,37 @@ extension SocketSuites {
         }
     }
 }
+
+/// Number of epoll descriptors this process holds (one per hub).
+func epollDescriptorCount() -> Int {
+    var count = 0
+    var target = [CChar](repeating: 0, count: 256)
+    for name in directoryEntries("/proc/self/fd") ?? [] {
+        let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
+        guard length > 0 else { continue }
+        if String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self).contains("eventpoll") { count += 1 }
+    }
+    return count
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct ForeignThreadHubTests {
+    @Test func aHubCreatedInPassingOnAForeignThreadEndsWithTheThread() async {
+        // In a child process, where no other test's hubs come and go.
+        await #expect(processExitsWith: .success) {
+            let before = epollDescriptorCount()
+            for _ in 0..<20 {
+                var thread = pthread_t()
+                let rc = pthread_create(&thread, nil, { _ in
+                    // ThreadPool.run on a thread Sprout does not own gives it a hub.
+                    _ = try? ThreadPool.shared.run { 1 }
+                    return nil
+                }, nil)
+                guard rc == 0 else { exit(2) }
+                pthread_join(thread, nil)
+            }
+            let after = epollDescriptorCount()
+            exit(after == before ? 0 : 1)
+        }
+    }
+}

@@ -133,8 +133,10 @@ size_t sprout_stack_used(void);
 
 /// The calling thread's hub (an opaque pointer owned by Swift), or NULL.
 void *sprout_hub_get(void);
-/// Sets the calling thread's hub.
+/// Sets the calling thread's hub (NULL once it has ended).
 void sprout_hub_set(void *hub);
+/// Registers the function that ends a hub its thread still has when the thread exits.
+void sprout_hub_set_exit_callback(void (*callback)(void *hub));
 
 // MARK: - Polling and signals
 

@@ -151,6 +151,12 @@ public final class Hub {
             """)
         _ = sprout_exclusivity_hooks_available()
         sprout_overflow_handler_install_for_thread()
+        // A thread that got its hub in passing (ThreadPool.run or a primitive on a thread of
+        // its own) and exits without ending it: end it then, or its epoll and eventfd
+        // descriptors, stack slab and signal stack would leak.
+        sprout_hub_set_exit_callback { raw in
+            Unmanaged<Hub>.fromOpaque(raw!).takeUnretainedValue().shutdown()
+        }
         do {
             let hub = try Hub()
             sprout_hub_set(Unmanaged.passRetained(hub).toOpaque())
