@@ -9,12 +9,10 @@ stops the server: the listener is closed, open connections get up to one second,
 process exits 0.
 """
 
-import signal
 import socket
 import sys
 
-import gevent
-from gevent.event import Event
+from gevent_peer import serve
 from gevent.server import StreamServer
 
 
@@ -35,38 +33,7 @@ def handle(sock, _address):
 
 
 def main(argv):
-    if len(argv) != 2:
-        print(f"usage: {argv[0]} PORT", file=sys.stderr)
-        return 2
-    try:
-        port = int(argv[1])
-        if not 0 <= port <= 65535:
-            raise ValueError
-    except ValueError:
-        print(f"gevent_echo: invalid port {argv[1]!r}", file=sys.stderr)
-        return 2
-
-    server = StreamServer(("127.0.0.1", port), handle, backlog=1024)
-    stop = Event()
-    # The handlers only set the event; the main greenlet does the stop. gevent's documentation
-    # asks that the objects signal_handler returns stay referenced until cancel() is called.
-    signal_watchers = [
-        gevent.signal_handler(signal.SIGTERM, stop.set),
-        gevent.signal_handler(signal.SIGINT, stop.set),
-    ]
-
-    server.start()
-    print(
-        f"gevent_echo: gevent {gevent.__version__} listening on 127.0.0.1:{server.server_port}",
-        file=sys.stderr,
-        flush=True,
-    )
-    stop.wait()
-    server.stop(timeout=1)
-    for watcher in signal_watchers:
-        watcher.cancel()
-    print("gevent_echo: stopped", file=sys.stderr, flush=True)
-    return 0
+    return serve("gevent_echo", argv, lambda address: StreamServer(address, handle, backlog=1024), what="")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,10 @@ requests/s (measured: 2,200 requests/s at 100 connections) and would measure onl
 connections get up to one second, and the process exits 0.
 """
 
-import signal
 import socket
 import sys
 
-import gevent
-from gevent.event import Event
+from gevent_peer import serve
 from gevent.pywsgi import WSGIServer
 
 BODY = b"Hello, World!"
@@ -38,38 +36,7 @@ class NoDelayWSGIServer(WSGIServer):
 
 
 def main(argv):
-    if len(argv) != 2:
-        print(f"usage: {argv[0]} PORT", file=sys.stderr)
-        return 2
-    try:
-        port = int(argv[1])
-        if not 0 <= port <= 65535:
-            raise ValueError
-    except ValueError:
-        print(f"gevent_http: invalid port {argv[1]!r}", file=sys.stderr)
-        return 2
-
-    server = NoDelayWSGIServer(("127.0.0.1", port), app, log=None)
-    stop = Event()
-    # The handlers only set the event; the main greenlet does the stop. gevent's documentation
-    # asks that the objects signal_handler returns stay referenced until cancel() is called.
-    signal_watchers = [
-        gevent.signal_handler(signal.SIGTERM, stop.set),
-        gevent.signal_handler(signal.SIGINT, stop.set),
-    ]
-
-    server.start()
-    print(
-        f"gevent_http: gevent {gevent.__version__} pywsgi listening on 127.0.0.1:{server.server_port}",
-        file=sys.stderr,
-        flush=True,
-    )
-    stop.wait()
-    server.stop(timeout=1)
-    for watcher in signal_watchers:
-        watcher.cancel()
-    print("gevent_http: stopped", file=sys.stderr, flush=True)
-    return 0
+    return serve("gevent_http", argv, lambda address: NoDelayWSGIServer(address, app, log=None), what=" pywsgi")
 
 
 if __name__ == "__main__":
