@@ -334,3 +334,55 @@ struct ForeignThreadHubTests {
         }
     }
 }
+
+/// Moves a hub and an event to another OS thread, where only `post` touches them (tests only).
+final class CrossThreadHandles: @unchecked Sendable {
+    let hub: Hub
+    let event: Event
+    let expected: ExpectedPost?
+    init(hub: Hub, event: Event, expected: ExpectedPost?) {
+        self.hub = hub
+        self.event = event
+        self.expected = expected
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct ExpectedPostTests {
+    /// Waits for an event that another OS thread sets through the hub's inbox, with nothing
+    /// else (no timer, no descriptor) that could wake the hub.
+    static func waitForCrossThreadSet(expecting: Bool) throws -> Bool {
+        try GreenThread.run {
+            let hub = Hub.current
+            let handles = CrossThreadHandles(hub: hub, event: Event(), expected: expecting ? hub.expectPost() : nil)
+            var thread = pthread_t()
+            let box = Unmanaged.passRetained(handles).toOpaque()
+            pthread_create(&thread, nil, { raw in
+                let handles = Unmanaged<CrossThreadHandles>.fromOpaque(raw!).takeRetainedValue()
+                usleep(50_000)
+                handles.hub.post {
+                    handles.event.set()
+                    handles.expected?.fulfill()
+                }
+                return nil
+            }, box)
+            defer { pthread_join(thread, nil) }
+            do {
+                try handles.event.wait()
+                return true
+            } catch let error as HubError {
+                _ = error
+                return false
+            }
+        }
+    }
+
+    @Test func aWaitForWorkAnotherThreadWillPostIsNotADeadlock() throws {
+        #expect(try ExpectedPostTests.waitForCrossThreadSet(expecting: true))
+    }
+
+    @Test func withoutTheExpectationTheSameWaitIsReportedAsADeadlock() throws {
+        // What the detector does when it is not told: the wait can only end by the post.
+        #expect(try !ExpectedPostTests.waitForCrossThreadSet(expecting: false))
+    }
+}
