@@ -145,22 +145,11 @@ public final class StreamServer {
     }
 
     private func acceptLoop(_ listener: Socket) throws {
-        var backoff: Duration = .milliseconds(10)
         while state == .serving {
             if let slots { try slots.acquire() }
-            let connection: Socket
-            let peer: SocketAddress
-            do {
-                (connection, peer) = try listener.accept()
-                backoff = .milliseconds(10)
-            } catch let error as SystemError {
+            guard let (connection, peer) = try listener.acceptRetrying(logger: logger, while: { state == .serving }) else {
                 slots?.release()
-                guard state == .serving && !listener.isClosed else { return }
-                // Out of descriptors or memory: wait for handlers to finish some connections.
-                logger.warning("accept failed; retrying in \(backoff)", metadata: ["error": "\(error)"])
-                try sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(1))
-                continue
+                return
             }
             let greenlet = spawn(name: "connection \(peer)", stackSize: stackSize) { [self, handler, logger, slots] in
                 defer {

@@ -209,21 +209,10 @@ public final class HTTPServer {
     // MARK: Accepting
 
     private func acceptLoop(_ listener: Socket) throws {
-        var backoff: Duration = .milliseconds(10)
         while state == .serving {
             try waitForCapacity(listener)
-            let socket: Socket
-            let peer: SocketAddress
-            do {
-                (socket, peer) = try listener.accept()
-                backoff = .milliseconds(10)
-            } catch let error as SystemError {
-                guard state == .serving && !listener.isClosed else { return }
-                // Out of descriptors or memory: wait for connections to end.
-                logger.warning("accept failed; retrying in \(backoff)", metadata: ["error": "\(error)"])
-                try sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(1))
-                continue
+            guard let (socket, peer) = try listener.acceptRetrying(logger: logger, while: { state == .serving }) else {
+                return
             }
             openCount += 1
             if openCount > peakOpenCount { peakOpenCount = openCount }
