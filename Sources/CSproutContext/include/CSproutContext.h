@@ -167,6 +167,9 @@ int sprout_raise_nofile_limit(long *soft_after);
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
 uint64_t sprout_now_ns(void);
+/// The kernel's tick-granular monotonic clock (CLOCK_MONOTONIC_COARSE): a few nanoseconds to
+/// read, but it advances only once per tick (1–4 ms).
+uint64_t sprout_coarse_now_ns(void);
 /// pipe2 with O_NONBLOCK | O_CLOEXEC. Returns 0 or -1 with errno set.
 int sprout_pipe_nonblocking(int fds[2]);
 /// Resident set size of the process in bytes, or -1.

@@ -103,6 +103,15 @@ public class AnyGreenlet {
         extras.joiners = list
         return list
     }
+    /// What this greenlet's timer entries point at (made on its first timed wait); cut loose
+    /// when it finishes, so that stale entries do not keep it alive.
+    @exclusivity(unchecked) var timerTargetIfAny: TimerTarget?
+    var timerTarget: TimerTarget {
+        if let timerTargetIfAny { return timerTargetIfAny }
+        let target = TimerTarget(self)
+        timerTargetIfAny = target
+        return target
+    }
     @exclusivity(unchecked) var failureObserved = false
     @exclusivity(unchecked) @usableFromInline var storedError: (any Error)?
     @usableFromInline

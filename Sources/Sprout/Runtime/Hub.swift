@@ -88,6 +88,10 @@ public final class Hub {
     @exclusivity(unchecked) private var inTurn = false
     @exclusivity(unchecked) private var turnStart: UInt64 = 0
     @exclusivity(unchecked) private var handoffs = 0
+    /// Loop turns begun: the heartbeat the blocked-hub monitor watches.
+    @exclusivity(unchecked) private(set) var loopTurns: UInt64 = 0
+    /// The tick clock when the turn's budget was last checked.
+    @exclusivity(unchecked) private var lastTurnTick: UInt64 = 0
     @exclusivity(unchecked) private var lastPoll: UInt64 = 0
     /// While work is pending, the loop polls for IO at least this often (nanoseconds).
     private let busyPollInterval: UInt64 = 50_000
@@ -344,6 +348,9 @@ public final class Hub {
     func markDead(_ greenlet: AnyGreenlet) {
         greenlet.state = .dead
         greenlet.extrasIfAny?.activeTimeouts.removeAll()
+        // Its timer entries are all stale now; they must not keep it alive until they surface.
+        greenlet.timerTargetIfAny?.greenlet = nil
+        greenlet.timerTargetIfAny = nil
         if let error = greenlet.storedError, !(error is GreenletExit), !greenlet.failureObserved,
            !greenlet.hasJoiners {
             reportFailure(of: greenlet, error)
@@ -381,7 +388,7 @@ public final class Hub {
             greenlet.isParked = true
             greenlet.waitingOn = what
             if let deadline {
-                timers.schedule(at: deadline, .wake(greenlet, token: greenlet.waitToken))
+                timers.schedule(at: deadline, .wake(greenlet.timerTarget, token: greenlet.waitToken))
             }
             switchAway(from: greenlet)
             if let error = greenlet.resumeError {
@@ -473,13 +480,25 @@ public final class Hub {
     private func nextToRun() -> Unmanaged<AnyGreenlet> {
         if inTurn {
             handoffs &+= 1
-            if handoffs & 63 == 0 && sprout_now_ns() &- turnStart > switchIntervalNanos {
+            if handoffs & 3 == 0 && turnBudgetSpent() {
                 inTurn = false   // budget spent: let the hub poll and fire timers
             } else if let next = popRunnable() {
                 return next
             }
         }
         return .passUnretained(hubGreenlet)
+    }
+
+    /// Whether this turn has run its greenlets for longer than ``switchInterval``. The precise
+    /// clock costs about as much as a switch, so it is read only every 64 hand-offs or when the
+    /// kernel's tick clock (a few nanoseconds) has moved on since the last look: greenlets that
+    /// each run long between switches end the turn within a tick of the budget, not 64 runs.
+    @inline(__always)
+    private func turnBudgetSpent() -> Bool {
+        let tick = sprout_coarse_now_ns()
+        guard handoffs & 63 == 0 || tick != lastTurnTick else { return false }
+        lastTurnTick = tick
+        return sprout_now_ns() &- turnStart > switchIntervalNanos
     }
 
     /// Pops the next ready greenlet, skipping (and reclaiming) ones killed before they started.
@@ -495,6 +514,7 @@ public final class Hub {
 
     private func runLoop() {
         while true {
+            loopTurns &+= 1
             reclaimDead()
             runCallbacks()
             runReadyTurn()
@@ -510,6 +530,7 @@ public final class Hub {
         while let node = yielded.pop() { ready.push(node) }
         guard !ready.isEmpty else { return }
         turnStart = sprout_now_ns()
+        lastTurnTick = sprout_coarse_now_ns()
         handoffs = 0
         guard let next = popRunnable() else { return }
         inTurn = true
@@ -605,14 +626,15 @@ public final class Hub {
     private func fireTimers() {
         while let entry = timers.popExpired(now: now) {
             switch entry.action {
-            case .wake(let greenlet, let token):
-                if greenlet.isParked && greenlet.waitToken == token {
+            case .wake(let target, let token):
+                if let greenlet = target.greenlet, greenlet.isParked && greenlet.waitToken == token {
                     wake(greenlet, normally: false)
                 } else {
                     timers.noteStaleRemoved()
                 }
-            case .timeout(let greenlet, let id, let duration):
-                if let extras = greenlet.extrasIfAny, let index = extras.activeTimeouts.lastIndex(of: id) {
+            case .timeout(let target, let id, let duration):
+                if let greenlet = target.greenlet, let extras = greenlet.extrasIfAny,
+                   let index = extras.activeTimeouts.lastIndex(of: id) {
                     extras.activeTimeouts.remove(at: index)
                     throwInto(greenlet, Timeout(duration: duration, id: id))
                 } else {
@@ -630,8 +652,11 @@ public final class Hub {
 
     private func isLive(_ action: TimerAction) -> Bool {
         switch action {
-        case .wake(let greenlet, let token): return greenlet.isParked && greenlet.waitToken == token
-        case .timeout(let greenlet, let id, _): return greenlet.extrasIfAny?.activeTimeouts.contains(id) ?? false
+        case .wake(let target, let token):
+            guard let greenlet = target.greenlet else { return false }
+            return greenlet.isParked && greenlet.waitToken == token
+        case .timeout(let target, let id, _):
+            return target.greenlet?.extrasIfAny?.activeTimeouts.contains(id) ?? false
         case .callback(let id): return timerCallbacks[id] != nil
         }
     }

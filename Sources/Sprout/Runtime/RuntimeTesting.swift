@@ -17,6 +17,9 @@ public enum RuntimeTesting {
     /// Idle loop turns in which the calling thread's hub spun waiting for another thread's reply.
     public static var spinEpisodes: Int { Hub.current.spinEpisodes }
 
+    /// Loop turns the calling thread's hub has begun.
+    public static var loopTurns: Int { Int(truncatingIfNeeded: Hub.current.loopTurns) }
+
     /// Entries in the calling thread's hub's timer heap, stale ones included.
     public static var timerEntries: Int { Hub.current.timerEntryCount }
 

@@ -16,7 +16,7 @@ public func withTimeout<T>(_ duration: Duration?, _ body: () throws -> T) throws
     let id = hub.nextTimeoutID()
     let extras = greenlet.extras
     extras.activeTimeouts.append(id)
-    hub.timers.schedule(at: hub.deadline(after: duration), .timeout(greenlet, id: id, duration: duration))
+    hub.timers.schedule(at: hub.deadline(after: duration), .timeout(greenlet.timerTarget, id: id, duration: duration))
     defer {
         if let index = extras.activeTimeouts.lastIndex(of: id) {
             // Ended before the deadline: the timer entry is now stale.

@@ -2,12 +2,22 @@ import HeapModule
 
 /// What a timer does when it expires.
 enum TimerAction {
-    /// Wake `greenlet` if it is still parked in the wait numbered `token` (its own deadline).
-    case wake(AnyGreenlet, token: UInt64)
-    /// Throw `Timeout` into `greenlet` if its `withTimeout` block `id` is still active.
-    case timeout(AnyGreenlet, id: UInt64, duration: Duration)
+    /// Wake the greenlet if it is still parked in the wait numbered `token` (its own deadline).
+    case wake(TimerTarget, token: UInt64)
+    /// Throw `Timeout` into the greenlet if its `withTimeout` block `id` is still active.
+    case timeout(TimerTarget, id: UInt64, duration: Duration)
     /// Run the callback registered under `id`, unless it was cancelled.
     case callback(id: UInt64)
+}
+
+/// What a greenlet's timer entries hold instead of the greenlet: cancellation is lazy, so an
+/// entry may outlive its greenlet by the whole duration (an hour-long sleep that was killed),
+/// and a strong reference would keep the finished greenlet alive that long. The greenlet lets
+/// go of it when it finishes; a stale entry then finds `greenlet` nil.
+final class TimerTarget {
+    unowned(unsafe) var greenlet: AnyGreenlet?
+
+    init(_ greenlet: AnyGreenlet) { self.greenlet = greenlet }
 }
 
 /// The hub's timers: a binary heap ordered by deadline, then by insertion.

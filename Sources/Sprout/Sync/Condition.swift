@@ -15,8 +15,9 @@ public final class Condition {
     /// before returning (also when it throws).
     ///
     /// - Returns: True if notified, false if `timeout` passed first.
-    /// - Throws: `GreenletExit`, an enclosing `Timeout`, ``HubError``; the lock is held again
-    ///   even then.
+    /// - Throws: `GreenletExit` or an enclosing `Timeout`, with the lock held again even then;
+    ///   ``HubError`` (``HubError/wouldBlockForever(_:)`` when the lock can never be retaken),
+    ///   in which case the lock is *not* held.
     /// - Precondition: The lock is held by the caller.
     /// - Note: A switch point.
     @discardableResult
@@ -38,11 +39,15 @@ public final class Condition {
                 waiters.wakeFirst(hub: hub)
             }
         }
-        // Re-acquire even if interrupted; a kill during this wait is delivered afterwards.
+        // Re-acquire even if interrupted: a kill or timeout landing in this wait is delivered
+        // once it holds the lock again. A HubError is not an interruption but a verdict (nothing
+        // can ever release the lock, or this is the hub): retrying it would spin for ever.
         while true {
             do {
                 try lock.acquire()
                 break
+            } catch let error as HubError {
+                throw error
             } catch {
                 if failure == nil { failure = error }
             }
