@@ -21,9 +21,14 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")]
         ),
         .target(
+            name: "CSproutSystem",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .target(
             name: "Sprout",
             dependencies: [
                 "CSproutContext",
+                "CSproutSystem",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),

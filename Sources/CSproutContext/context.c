@@ -80,20 +80,8 @@ void sprout_context_switch(sprout_context_t *from, sprout_context_t *to) {
     errno = from->saved_errno;
 }
 
-uint64_t sprout_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
-uint64_t sprout_coarse_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
-int sprout_errno(void) { return errno; }
-void sprout_set_errno(int value) { errno = value; }
 
 // The hub of this thread, as an opaque pointer owned by Swift.
 static __thread void *current_hub __attribute__((tls_model("initial-exec")));
@@ -119,7 +107,6 @@ void sprout_hub_set(void *hub) {
     pthread_setspecific(hub_exit_key, hub);
 }
 
-int sprout_pipe_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
 
 void sprout_testsonly_set_exclusivity_hooks(int enabled) {
     pthread_once(&hooks_once, hooks_probe);
@@ -130,21 +117,5 @@ void sprout_testsonly_set_exclusivity_hooks(int enabled) {
     }
 }
 
-long sprout_resident_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return -1;
-    long size = 0, resident = 0;
-    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
-    fclose(f);
-    return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
-}
 
-void sprout_thread_set_name(const char *name) { pthread_setname_np(pthread_self(), name); }
 
-void sprout_cpu_relax(void) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}

@@ -40,7 +40,7 @@ enum EchoMicro {
             try server.start()
             let inbox = Hub.current.inboxHandle
             let handle = UncheckedSendable(server)
-            portBox.publish(server.port) { inbox.post { handle.value.stop(timeout: .seconds(1)) } }
+            portBox.publish(server.port) { inbox.post { spawn { handle.value.stop(timeout: .seconds(1)) } } }
             try server.serveForever()
         }
         let (port, stop) = await portBox.wait()

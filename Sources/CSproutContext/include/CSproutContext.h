@@ -1,7 +1,6 @@
-// CSproutContext: the context switch and greenlet stacks, plus the small C shims the hub and
-// sockets need (epoll waits, signal relays, socket and rlimit calls, memory release), which
-// Swift cannot express without extra cost. Moving those shims to a target of their own is
-// pending (issue 7, §1).
+// CSproutContext: the context switch, greenlet stacks and their guards, the per-thread hub
+// pointer, stack-overflow diagnosis and stack sampling: everything that knows a greenlet's
+// machine state. The system-call shims the hub and sockets use live in CSproutSystem.
 //
 // Everything in this target is plain C and assembly working on raw pointers: no Swift
 // globals, ARC or dynamic exclusivity checks run on the switch path.
@@ -10,15 +9,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <semaphore.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <sys/un.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -110,8 +100,6 @@ void sprout_stack_discard(void *low, size_t length);
 /// parked greenlet does not need. They read as zero when touched again. Returns the number of
 /// bytes released; 0 on a thread's own stack or when nothing lies that deep.
 size_t sprout_stack_release_unused(size_t keep_below);
-/// malloc_trim(0): returns the free pages of glibc's heaps to the kernel. 1 if any were released.
-int sprout_heap_trim(void);
 /// The guard mode in effect (probing it on first use).
 sprout_guard_mode_t sprout_guard_mode(void);
 
@@ -137,51 +125,6 @@ void *sprout_hub_get(void);
 void sprout_hub_set(void *hub);
 /// Registers the function that ends a hub its thread still has when the thread exits.
 void sprout_hub_set_exit_callback(void (*callback)(void *hub));
-
-// MARK: - Polling and signals
-
-/// epoll_wait with a timeout in nanoseconds (negative: forever), using epoll_pwait2 where the
-/// kernel has it and rounding up to milliseconds where it does not.
-int sprout_epoll_wait_ns(int epfd, struct epoll_event *events, int max, int64_t timeout_ns);
-/// Relays signal `signo` to `fd` (a non-blocking pipe's write end): the process-wide handler
-/// writes the signal number there as one byte. Returns 0 or an errno value.
-int sprout_signal_watch(int signo, int fd);
-/// Stops relaying `signo` to `fd`; when no descriptor is left, the action that was in place
-/// before the first watch is restored.
-void sprout_signal_unwatch(int signo, int fd);
-
-// MARK: - Sockets
-
-/// socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC. Returns the descriptor or -1 with errno set.
-int sprout_socket(int domain, int type);
-/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC; `length` is set to the address length.
-int sprout_accept(int fd, struct sockaddr_storage *address, socklen_t *length);
-/// setsockopt(2) of an int option. Returns 0 or -1 with errno set.
-int sprout_set_int_option(int fd, int level, int name, int value);
-/// The pending error of a socket (SO_ERROR), or the errno of getsockopt.
-int sprout_socket_error(int fd);
-/// Raises the soft RLIMIT_NOFILE to the hard limit; stores the new soft limit. Returns 0 or errno.
-int sprout_raise_nofile_limit(long *soft_after);
-
-// MARK: - Small helpers that Swift cannot express without extra cost
-
-/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
-uint64_t sprout_now_ns(void);
-/// The kernel's tick-granular monotonic clock (CLOCK_MONOTONIC_COARSE): a few nanoseconds to
-/// read, but it advances only once per tick (1–4 ms).
-uint64_t sprout_coarse_now_ns(void);
-/// pipe2 with O_NONBLOCK | O_CLOEXEC. Returns 0 or -1 with errno set.
-int sprout_pipe_nonblocking(int fds[2]);
-/// Resident set size of the process in bytes, or -1.
-long sprout_resident_bytes(void);
-/// Names the calling thread (at most 15 bytes are kept), for debuggers and profilers.
-void sprout_thread_set_name(const char *name);
-/// A spin-wait hint to the CPU (pause / yield).
-void sprout_cpu_relax(void);
-/// errno of the calling thread.
-int sprout_errno(void);
-/// Sets errno of the calling thread.
-void sprout_set_errno(int value);
 
 #ifdef __cplusplus
 }

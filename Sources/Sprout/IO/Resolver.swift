@@ -1,4 +1,4 @@
-import CSproutContext
+import CSproutSystem
 import Glibc
 
 /// A failed name lookup: the `getaddrinfo` error and the name looked up.

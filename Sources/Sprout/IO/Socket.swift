@@ -1,4 +1,5 @@
 import CSproutContext
+import CSproutSystem
 import Glibc
 
 /// A cooperative socket: TCP over IPv4/IPv6, UDP, or Unix-domain (gevent's `socket`).

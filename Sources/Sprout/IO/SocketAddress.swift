@@ -1,4 +1,4 @@
-import CSproutContext
+import CSproutSystem
 import Glibc
 
 /// An IPv4, IPv6 or Unix-domain socket address.

@@ -1,4 +1,3 @@
-import CSproutContext
 import Glibc
 
 /// A pool of fixed-size IO buffers whose memory goes back to the kernel after a spike.

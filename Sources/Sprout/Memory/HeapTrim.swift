@@ -1,4 +1,4 @@
-import CSproutContext
+import CSproutSystem
 
 /// Returns the free pages of the C heap to the kernel (glibc's `malloc_trim(0)`).
 ///

@@ -1,4 +1,5 @@
 import CSproutContext
+import CSproutSystem
 
 /// Measurements that need the runtime's internals. Not API: for `sprout-bench` only.
 @_spi(Benchmarks)

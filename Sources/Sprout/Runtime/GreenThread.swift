@@ -1,4 +1,4 @@
-import CSproutContext
+import CSproutSystem
 import Glibc
 
 /// Runs green code on an OS thread of its own, with its own hub: the way in from code that is

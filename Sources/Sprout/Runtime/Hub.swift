@@ -1,4 +1,5 @@
 import CSproutContext
+import CSproutSystem
 import DequeModule
 import Glibc
 import Synchronization

@@ -1,4 +1,4 @@
-import CSproutContext
+import CSproutSystem
 import Glibc
 import Synchronization
 

@@ -1,4 +1,4 @@
-import CSproutContext
+import CSproutSystem
 import Glibc
 
 /// The hub's epoll instance: descriptor registration, readiness waits and the poll itself.

@@ -1,4 +1,4 @@
-import CSproutContext
+import CSproutSystem
 import Glibc
 
 /// A registration made by ``onSignal(_:_:)``; call ``cancel()`` to remove it.

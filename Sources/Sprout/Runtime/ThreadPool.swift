@@ -1,4 +1,4 @@
-import CSproutContext
+import CSproutSystem
 import DequeModule
 import Glibc
 import Synchronization

@@ -16,10 +16,16 @@ enum ServerLifecycle {
     /// at the caller's next switch point.
     ///
     /// A handler that stops its own server is left out: it cannot wait for itself.
+    /// Called from a hub callback (which must not block), it kills them without waiting.
     static func drain(_ handlers: Group, timeout: Duration) {
-        let me = Hub.current.current!
+        let hub = Hub.current
+        let me = hub.current!
         let others = handlers.greenlets.filter { $0 !== me }
         guard !others.isEmpty else { return }
+        if me === hub.hubGreenlet {
+            killAll(others, block: false)
+            return
+        }
         do {
             try joinAll(others, timeout: timeout)
         } catch {

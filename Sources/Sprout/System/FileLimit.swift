@@ -1,4 +1,4 @@
-import CSproutContext
+import CSproutSystem
 
 /// Raises the soft limit on open file descriptors (`RLIMIT_NOFILE`) to the hard limit, as
 /// servers do at start-up; ``StreamServer/start()`` calls it.

@@ -1,6 +1,6 @@
 // epoll_wait with a nanosecond timeout, and the process-wide signal relay.
 
-#include "CSproutContext.h"
+#include "CSproutSystem.h"
 
 #include <errno.h>
 #include <signal.h>

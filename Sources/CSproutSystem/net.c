@@ -1,5 +1,5 @@
 // Socket calls whose flags Swift's Glibc module does not expose cleanly.
-#include "CSproutContext.h"
+#include "CSproutSystem.h"
 
 #include <errno.h>
 #include <fcntl.h>
