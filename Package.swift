@@ -64,7 +64,7 @@ let package = Package(
         .target(name: "SproutTestSupport", path: "Tests/SproutTestSupport"),
         .testTarget(
             name: "SproutTests",
-            dependencies: ["Sprout", "SproutTestSupport"]
+            dependencies: ["Sprout", "SproutTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SproutHTTPTests",

@@ -52,6 +52,16 @@ void sprout_context_set_current(sprout_context_t *ctx) { current_context = ctx; 
 
 void sprout_context_init_main(sprout_context_t *ctx) {
     memset(ctx, 0, sizeof *ctx);
+    pthread_attr_t attributes;
+    if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
+        void *low = NULL;
+        size_t size = 0;
+        if (pthread_attr_getstack(&attributes, &low, &size) == 0) {
+            ctx->walk_low = (uintptr_t)low;
+            ctx->walk_high = (uintptr_t)low + size;
+        }
+        pthread_attr_destroy(&attributes);
+    }
 }
 
 void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_high, void *guard_low,
@@ -62,6 +72,8 @@ void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_hig
     ctx->stack_low = (uintptr_t)stack_low;
     ctx->stack_high = (uintptr_t)stack_high;
     ctx->guard_low = (uintptr_t)guard_low;
+    ctx->walk_low = (uintptr_t)stack_low;
+    ctx->walk_high = (uintptr_t)stack_high;
     ctx->sp = sprout_stack_init(stack_high, entry, arg);
 }
 

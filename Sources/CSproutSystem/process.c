@@ -26,6 +26,16 @@ void sprout_set_errno(int value) { errno = value; }
 
 int sprout_pipe_nonblocking(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
 
+int sprout_thread_start_detached(void *(*entry)(void *arg), void *arg) {
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attributes, entry, arg);
+    pthread_attr_destroy(&attributes);
+    return rc;
+}
+
 void sprout_thread_set_name(const char *name) { pthread_setname_np(pthread_self(), name); }
 
 void sprout_cpu_relax(void) {

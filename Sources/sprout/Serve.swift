@@ -6,8 +6,13 @@ import SproutHTTP
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The demo HTTP/1.1 server (GET /, POST /echo, GET /stream, GET /sleep, GET /headers).",
-        discussion: "SIGTERM or SIGINT stops gracefully: in-flight requests finish, idle connections close, exit 0.")
+        abstract: "The demo HTTP/1.1 server (GET /, POST /echo, GET /stream, GET /sleep, GET /spin, GET /headers).",
+        discussion: """
+            SIGTERM or SIGINT stops gracefully: in-flight requests finish, idle connections close, exit 0. \
+            SIGUSR1 prints every greenlet (state, what it waits on, age, backtrace) to stderr. \
+            A request that computes without yielding for longer than --block-threshold (GET /spin?ms=500 does) \
+            is reported on stderr with its backtrace.
+            """)
 
     @Option(help: "Address to bind.")
     var host = "127.0.0.1"
@@ -30,9 +35,13 @@ struct Serve: ParsableCommand {
     @Flag(help: "Log one line per request.")
     var accessLog = false
 
+    @Option(help: "Milliseconds a hub may go without turning before the monitor reports it (0: no monitor).")
+    var blockThreshold = 100
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard blockThreshold >= 0 else { throw ValidationError("--block-threshold must be 0 or more") }
         guard headerTimeout > 0, idleTimeout > 0, drainTimeout >= 0 else {
             throw ValidationError("timeouts must be positive")
         }
@@ -49,6 +58,9 @@ struct Serve: ParsableCommand {
             headerTimeout: .milliseconds(Int(headerTimeout * 1000)), idleTimeout: .milliseconds(Int(idleTimeout * 1000)),
             accessLog: accessLog)
         let server = HTTPServer(configuration: configuration, responder: DemoApp.router())
+        if blockThreshold > 0 {
+            try BlockedHubMonitor.start(threshold: .milliseconds(blockThreshold))
+        }
         try server.start()
         print("sprout serve: listening on http://\(host):\(server.port)")
         fflush(nil)
@@ -56,6 +68,22 @@ struct Serve: ParsableCommand {
         for signal in [SIGINT, SIGTERM] {
             try onSignal(signal) { server.stop(timeout: drain) }
         }
+        try onSignal(SIGUSR1) {
+            writeRunInfo(Hub.runInfo())
+        }
         try server.serveForever()
+    }
+}
+
+/// Writes a run-info dump to stderr in one go.
+private func writeRunInfo(_ info: RunInfo) {
+    var text = info.description
+    text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+            if written <= 0 { break }
+            offset += written
+        }
     }
 }

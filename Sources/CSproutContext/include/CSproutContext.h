@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,9 +29,12 @@ typedef struct sprout_context {
     uintptr_t guard_low;      ///< Lowest address of the guard region below the stack.
     uint64_t id;              ///< Small unique number, for diagnostics.
     const char *name;         ///< NUL-terminated name or NULL, for diagnostics.
+    uintptr_t walk_low;       ///< Bounds a frame-pointer walk of this context may read
+    uintptr_t walk_high;      ///< (the thread's own stack for a main context).
 } sprout_context_t;
 
-/// Zeroes `ctx` so that it describes a thread's own (main) stack.
+/// Zeroes `ctx` so that it describes a thread's own (main) stack, and records that stack's
+/// bounds for backtraces. Call it on the thread it describes.
 void sprout_context_init_main(sprout_context_t *ctx);
 
 /// Prepares `ctx` to start `entry(arg)` on the stack whose usable range is
@@ -118,6 +122,43 @@ void sprout_overflow_handler_release_for_thread(void);
 /// Returns the current thread's number of used bytes of the running greenlet's stack
 /// (for diagnostics and tests); 0 on a thread's own stack.
 size_t sprout_stack_used(void);
+
+// MARK: - Backtraces
+
+/// Most frames one backtrace keeps.
+#define SPROUT_BACKTRACE_MAX 64
+
+/// Return addresses walked through frame pointers, innermost first (`pcs[0]` is the program
+/// counter itself), and the greenlet they belong to.
+typedef struct sprout_backtrace {
+    uint32_t count;           ///< Entries of `pcs` in use.
+    uint32_t truncated;       ///< 1 if the walk stopped at SPROUT_BACKTRACE_MAX.
+    uint64_t greenlet_id;     ///< `id` of the running context (0 if the thread has none).
+    char greenlet_name[64];   ///< Its name, NUL-terminated ("" if unnamed).
+    uint64_t pcs[SPROUT_BACKTRACE_MAX];
+} sprout_backtrace_t;
+
+/// The backtrace of a suspended context (a parked greenlet), walked from the registers it
+/// saved when it switched away. Reads only inside the context's stack. Call it on the thread
+/// that owns the context, never on the running one.
+void sprout_context_backtrace(const sprout_context_t *ctx, sprout_backtrace_t *out);
+
+/// The backtrace of the caller, on the running context's stack (from the caller's frame).
+void sprout_current_backtrace(sprout_backtrace_t *out);
+
+/// Installs (once per process) the handler of `signo` that samples the running code of the
+/// thread it is sent to. Returns 0 or an errno value.
+int sprout_sampler_install(int signo);
+
+/// Unblocks `signo` in the calling thread, which may have inherited a mask that blocks it
+/// (threads started from Dispatch or Swift concurrency workers do), so that it can be sampled.
+void sprout_sampler_accept_on_this_thread(int signo);
+
+/// Interrupts `thread` with the sampling signal and waits up to `timeout_ns` for the handler,
+/// run on that thread, to fill `out` with the backtrace of the code it interrupted (its
+/// program counter, then the frame-pointer chain of the running greenlet's stack). One sample
+/// at a time per process. Returns 0, ETIMEDOUT, or the error of pthread_kill.
+int sprout_sample_thread(pthread_t thread, int signo, sprout_backtrace_t *out, int64_t timeout_ns);
 
 /// The calling thread's hub (an opaque pointer owned by Swift), or NULL.
 void *sprout_hub_get(void);

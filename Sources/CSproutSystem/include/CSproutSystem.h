@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -57,6 +58,8 @@ uint64_t sprout_coarse_now_ns(void);
 int sprout_pipe_nonblocking(int fds[2]);
 /// Resident set size of the process in bytes, or -1.
 long sprout_resident_bytes(void);
+/// Starts a detached thread running `entry(arg)`. Returns 0 or an errno value.
+int sprout_thread_start_detached(void *(*entry)(void *arg), void *arg);
 /// Names the calling thread (at most 15 bytes are kept), for debuggers and profilers.
 void sprout_thread_set_name(const char *name);
 /// A spin-wait hint to the CPU (pause / yield).

@@ -1,4 +1,5 @@
 import CSproutContext
+import CSproutSystem
 
 // Exclusivity: the runtime's own hot fields are marked `@exclusivity(unchecked)`. They are
 // only touched by their hub's thread in short, non-overlapping accesses (never across a
@@ -103,6 +104,8 @@ public class AnyGreenlet {
         extras.joiners = list
         return list
     }
+    /// When it was spawned (tick clock), for run-info dumps.
+    @exclusivity(unchecked) var bornAt: UInt64 = sprout_coarse_now_ns()
     /// What this greenlet's timer entries point at (made on its first timed wait); cut loose
     /// when it finishes, so that stale entries do not keep it alive.
     @exclusivity(unchecked) var timerTargetIfAny: TimerTarget?

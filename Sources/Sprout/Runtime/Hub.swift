@@ -76,6 +76,8 @@ public final class Hub {
     let stacks = StackPool()
     let poller: Poller
     let inbox: HubInbox
+    /// What other threads may read of this hub (the monitor, run-info dumps).
+    let beacon: HubBeacon
 
     /// Greenlets that finished and whose stacks can be reused once nobody runs on them.
     @exclusivity(unchecked) private var deadList: [Unmanaged<AnyGreenlet>] = []
@@ -133,6 +135,7 @@ public final class Hub {
         now = sprout_now_ns()
         poller = try Poller()
         inbox = try HubInbox()
+        beacon = HubBeacon(number: HubDirectory.nextNumber(), thread: thread, inbox: inbox)
         try poller.registerInternal(fd: inbox.eventFD)
         mainGreenlet = AnyGreenlet(hub: self, id: nextGreenletID(),
                                    name: "main", context: mainContext)
@@ -140,6 +143,7 @@ public final class Hub {
         current = mainGreenlet
         sprout_context_set_current(mainContext)
         hubGreenlet = try makeHubGreenlet()
+        HubDirectory.register(beacon)
     }
 
     deinit {
@@ -156,6 +160,7 @@ public final class Hub {
             """)
         _ = sprout_exclusivity_hooks_available()
         sprout_overflow_handler_install_for_thread()
+        sprout_sampler_accept_on_this_thread(BlockedHubMonitor.samplingSignal)
         // A thread that got its hub in passing (ThreadPool.run or a primitive on a thread of
         // its own) and exits without ending it: end it then, or its epoll and eventfd
         // descriptors, stack slab and signal stack would leak.
@@ -214,6 +219,7 @@ public final class Hub {
                                  + " exit; their stacks are leaked\n")
             _ = Unmanaged.passRetained(stacks)
         }
+        HubDirectory.unregister(beacon)
         inbox.shut()
         signalState = nil
         // Timer entries, callbacks and queued work hold greenlets, which hold the hub: drop
@@ -391,7 +397,10 @@ public final class Hub {
             if let deadline {
                 timers.schedule(at: deadline, .wake(greenlet.timerTarget, token: greenlet.waitToken))
             }
+            let isMain = greenlet === mainGreenlet
+            if isMain { beacon.serving.store(true, ordering: .relaxed) }
             switchAway(from: greenlet)
+            if isMain { beacon.serving.store(false, ordering: .relaxed) }
             if let error = greenlet.resumeError {
                 greenlet.resumeError = nil
                 if deadline != nil && greenlet.wokenNormally { timers.noteCancelled(isLive: isLive) }
@@ -422,7 +431,10 @@ public final class Hub {
         greenlet.waitToken &+= 1
         greenlet.waitingOn = "sleep(for: .zero)"
         yielded.push(.passUnretained(greenlet))
+        let isMain = greenlet === mainGreenlet
+        if isMain { beacon.serving.store(true, ordering: .relaxed) }
         switchAway(from: greenlet)
+        if isMain { beacon.serving.store(false, ordering: .relaxed) }
         if let error = greenlet.resumeError {
             greenlet.resumeError = nil
             throw error
@@ -516,6 +528,7 @@ public final class Hub {
     private func runLoop() {
         while true {
             loopTurns &+= 1
+            beacon.turns.store(loopTurns, ordering: .relaxed)
             reclaimDead()
             runCallbacks()
             runReadyTurn()
@@ -580,8 +593,12 @@ public final class Hub {
             drainInbox()
             return
         }
+        if timeout != 0 { beacon.sleeping.store(true, ordering: .relaxed) }
         poller.wait(timeoutNanos: timeout, hub: self)
-        if timeout != 0 { inbox.wokeUp() }
+        if timeout != 0 {
+            beacon.sleeping.store(false, ordering: .relaxed)
+            inbox.wokeUp()
+        }
         now = sprout_now_ns()
         lastPoll = now
         fireTimers()

@@ -20,6 +20,9 @@ public enum RuntimeTesting {
     /// Loop turns the calling thread's hub has begun.
     public static var loopTurns: Int { Int(truncatingIfNeeded: Hub.current.loopTurns) }
 
+    /// The calling thread's hub's number, as run-info dumps and monitor reports give it.
+    public static var hubNumber: Int { Hub.current.beacon.number }
+
     /// Entries in the calling thread's hub's timer heap, stale ones included.
     public static var timerEntries: Int { Hub.current.timerEntryCount }
 

@@ -169,12 +169,7 @@ public final class ThreadPool: Sendable {
 
     private func spawnWorker() throws {
         let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        let rc = pthread_create(&thread, &attributes, { arg in
+        let rc = sprout_thread_start_detached({ arg in
             let pool = Unmanaged<ThreadPool>.fromOpaque(arg!).takeRetainedValue()
             sprout_thread_set_name("sprout-pool")
             pool.workLoop()

@@ -10,6 +10,7 @@ import Sprout
 /// | `GET /stream?n=K` | 200, K chunks `chunk-<i>\n` (i from 0); close-delimited for HTTP/1.0 |
 /// | `GET /sleep?ms=M` | sleeps M ms cooperatively, then 200 `slept` |
 /// | `GET /headers` | one line `name: value` per request header, names lowercased |
+/// | `GET /spin?ms=M` | computes for M ms *without yielding* (a CPU hog: the blocked-hub monitor reports it), then 200 `spun` |
 ///
 /// `HEAD` on each `GET` route answers its headers; other paths 404; unknown methods 501.
 public enum DemoApp {
@@ -18,6 +19,9 @@ public enum DemoApp {
     public static let maxStreamChunks = 1_000_000
     /// The longest `/sleep`, in milliseconds (a larger `ms` is a 400).
     public static let maxSleep = 600_000
+
+    /// The longest `/spin`, in milliseconds (a larger `ms` is a 400).
+    public static let maxSpin = 10_000
 
     /// A router serving the demo routes.
     public static func router() -> Router {
@@ -42,6 +46,11 @@ public enum DemoApp {
             try sleep(for: .milliseconds(milliseconds))
             return .text("slept")
         }
+        router.get("/spin") { request in
+            let milliseconds = try integer(request.query["ms"], name: "ms", range: 0...maxSpin)
+            _ = spinWithoutYielding(for: .milliseconds(milliseconds))
+            return .text("spun")
+        }
         router.get("/headers") { request in
             var text = ""
             if let authority = request.head.authority { text += "host: \(authority)\n" }
@@ -51,6 +60,18 @@ public enum DemoApp {
             return .text(text)
         }
         return router
+    }
+
+    /// Burns the CPU for `duration` without a switch point: every other greenlet of the hub
+    /// waits meanwhile. Shows what the blocked-hub monitor reports.
+    @inline(never)
+    public static func spinWithoutYielding(for duration: Duration) -> UInt64 {
+        let end = ContinuousClock.now + duration
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        while true {
+            for _ in 0..<10_000 { state = state &* 6_364_136_223_846_793_005 &+ 1 }
+            if ContinuousClock.now >= end { return state }
+        }
     }
 
     private static func integer(_ text: String?, name: String, range: ClosedRange<Int>) throws -> Int {

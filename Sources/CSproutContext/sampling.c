@@ -1,0 +1,177 @@
+// Backtraces of greenlets: of a parked one from the registers it saved when it switched away,
+// and of the running one from a signal sent to its thread (the blocked-hub monitor).
+//
+// Both walk the frame-pointer chain, which Swift and the C code here keep on Linux, and read
+// only inside the bounds of the stack they walk, so a broken chain ends the walk instead of
+// faulting. The signal handler is async-signal-safe: no allocation, no lock, one sem_post.
+
+#include "CSproutContext.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <ucontext.h>
+
+static void walk(uintptr_t pc, uintptr_t fp, uintptr_t low, uintptr_t high, sprout_backtrace_t *out) {
+    out->count = 0;
+    out->truncated = 0;
+    if (pc) out->pcs[out->count++] = pc;
+    while (low && fp >= low && fp + 16 <= high && (fp & 7) == 0) {
+        if (out->count == SPROUT_BACKTRACE_MAX) {
+            out->truncated = 1;
+            return;
+        }
+        uintptr_t next = ((const uintptr_t *)fp)[0];
+        uintptr_t ret = ((const uintptr_t *)fp)[1];
+        if (ret == 0) return;
+        out->pcs[out->count++] = ret;
+        if (next <= fp) return;   // frames go up the stack; anything else is not a frame
+        fp = next;
+    }
+}
+
+static void copy_identity(const sprout_context_t *ctx, sprout_backtrace_t *out) {
+    out->greenlet_id = ctx ? ctx->id : 0;
+    size_t n = 0;
+    if (ctx && ctx->name) {
+        while (ctx->name[n] && n + 1 < sizeof out->greenlet_name) {
+            out->greenlet_name[n] = ctx->name[n];
+            n++;
+        }
+    }
+    out->greenlet_name[n] = 0;
+}
+
+void sprout_context_backtrace(const sprout_context_t *ctx, sprout_backtrace_t *out) {
+    copy_identity(ctx, out);
+    uintptr_t sp = (uintptr_t)ctx->sp;
+    if (!sp || sp < ctx->walk_low || sp + 96 > ctx->walk_high) {
+        out->count = 0;
+        out->truncated = 0;
+        return;
+    }
+    // The frame sprout_stack_switch pushed (see switch_*.S): the saved frame pointer and the
+    // return address into sprout_context_switch.
+#if defined(__x86_64__)
+    uintptr_t fp = ((const uintptr_t *)sp)[7];   // [sp+56]: rbp
+    uintptr_t pc = ((const uintptr_t *)sp)[8];   // [sp+64]: return address
+#elif defined(__aarch64__)
+    uintptr_t fp = ((const uintptr_t *)sp)[10];  // [sp+80]: x29
+    uintptr_t pc = ((const uintptr_t *)sp)[11];  // [sp+88]: x30
+#else
+    uintptr_t fp = 0, pc = 0;
+#endif
+    walk(pc, fp, ctx->walk_low, ctx->walk_high, out);
+}
+
+__attribute__((noinline)) void sprout_current_backtrace(sprout_backtrace_t *out) {
+    const sprout_context_t *ctx = sprout_context_current();
+    copy_identity(ctx, out);
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t low = ctx ? ctx->walk_low : 0, high = ctx ? ctx->walk_high : 0;
+    // Start at the caller: this function's own frame is not interesting.
+    if (low && fp >= low && fp + 16 <= high) {
+        walk(((const uintptr_t *)fp)[1], ((const uintptr_t *)fp)[0], low, high, out);
+    } else {
+        out->count = 0;
+        out->truncated = 0;
+    }
+}
+
+// The one outstanding sample request: set by the requester (under request_lock), filled by
+// the handler on the target thread, handed back through `sample_done`.
+static pthread_mutex_t request_lock = PTHREAD_MUTEX_INITIALIZER;
+static sem_t sample_done;
+static sprout_backtrace_t *volatile sample_target;
+static pthread_once_t sampler_once = PTHREAD_ONCE_INIT;
+static int sampler_signo;
+static int sampler_error;
+
+static void on_sample(int sig, siginfo_t *info, void *uctx) {
+    (void)sig;
+    (void)info;
+    int saved_errno = errno;
+    sprout_backtrace_t *out = __atomic_exchange_n(&sample_target, NULL, __ATOMIC_ACQ_REL);
+    if (out) {
+        const ucontext_t *uc = uctx;
+        const sprout_context_t *ctx = sprout_context_current();
+#if defined(__x86_64__)
+        uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+        uintptr_t fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#elif defined(__aarch64__)
+        uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+        uintptr_t fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#else
+        uintptr_t pc = 0, fp = 0;
+#endif
+        copy_identity(ctx, out);
+        if (ctx) {
+            walk(pc, fp, ctx->walk_low, ctx->walk_high, out);
+        } else {
+            out->count = 0;
+            out->truncated = 0;
+            if (pc) out->pcs[out->count++] = pc;
+        }
+        sem_post(&sample_done);
+    }
+    errno = saved_errno;
+}
+
+static void sampler_setup(void) {
+    if (sem_init(&sample_done, 0, 0) != 0) {
+        sampler_error = errno;
+        return;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sample;
+    // SA_RESTART: most system calls the sampled code is in resume rather than fail with EINTR.
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sampler_signo, &sa, NULL) != 0) sampler_error = errno;
+}
+
+int sprout_sampler_install(int signo) {
+    if (!sampler_signo) sampler_signo = signo;
+    if (sampler_signo != signo) return EINVAL;
+    pthread_once(&sampler_once, sampler_setup);
+    return sampler_error;
+}
+
+void sprout_sampler_accept_on_this_thread(int signo) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signo);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int sprout_sample_thread(pthread_t thread, int signo, sprout_backtrace_t *out, int64_t timeout_ns) {
+    int rc = sprout_sampler_install(signo);
+    if (rc) return rc;
+    pthread_mutex_lock(&request_lock);
+    while (sem_trywait(&sample_done) == 0) {}   // a late answer to an abandoned request
+    __atomic_store_n(&sample_target, out, __ATOMIC_RELEASE);
+    rc = pthread_kill(thread, signo);
+    if (rc == 0) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += timeout_ns / 1000000000;
+        deadline.tv_nsec += timeout_ns % 1000000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec += 1;
+            deadline.tv_nsec -= 1000000000;
+        }
+        while ((rc = sem_timedwait(&sample_done, &deadline)) != 0 && errno == EINTR) {}
+        if (rc != 0) rc = errno;
+    }
+    if (rc != 0 && __atomic_exchange_n(&sample_target, NULL, __ATOMIC_ACQ_REL) == NULL) {
+        // The handler took the request just as we gave up: wait for it to finish writing.
+        while (sem_wait(&sample_done) != 0 && errno == EINTR) {}
+        rc = 0;
+    }
+    pthread_mutex_unlock(&request_lock);
+    return rc;
+}

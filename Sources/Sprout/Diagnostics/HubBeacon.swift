@@ -1,0 +1,45 @@
+import Glibc
+import Synchronization
+
+/// What other threads may know of a hub without touching it: its heartbeat (the loop-turn
+/// counter), whether it sleeps in `epoll_wait`, whether its thread's own code waits on it,
+/// and the way in (its inbox). The hub writes these with plain relaxed stores, one or two a
+/// loop turn; the blocked-hub monitor and ``Hub/runInfo(timeout:)`` read them.
+final class HubBeacon: Sendable {
+    /// Small number of the hub in the process, from 1, in order of creation.
+    let number: Int
+    let thread: pthread_t
+    let inbox: HubInbox
+    /// Loop turns begun (copied from the hub at the start of each).
+    let turns = Atomic<UInt64>(0)
+    /// True while the hub sleeps in `epoll_wait`: not turning then is not being blocked.
+    let sleeping = Atomic<Bool>(false)
+    /// True while the thread's own code (its main greenlet) waits on the hub: only then is the
+    /// hub expected to turn. A thread that got a hub in passing and runs plain code is not
+    /// blocked, merely busy.
+    let serving = Atomic<Bool>(false)
+
+    init(number: Int, thread: pthread_t, inbox: HubInbox) {
+        self.number = number
+        self.thread = thread
+        self.inbox = inbox
+    }
+}
+
+/// Every live hub's beacon, for the monitor and for run-info dumps.
+enum HubDirectory {
+    private static let beacons = ThreadLock<[HubBeacon]>([])
+    private static let created = Atomic<Int>(0)
+
+    static func nextNumber() -> Int { created.add(1, ordering: .relaxed).newValue }
+
+    static func register(_ beacon: HubBeacon) {
+        beacons.withLock { $0.append(beacon) }
+    }
+
+    static func unregister(_ beacon: HubBeacon) {
+        beacons.withLock { list in list.removeAll { $0 === beacon } }
+    }
+
+    static var all: [HubBeacon] { beacons.withLock { $0 } }
+}
