@@ -15,7 +15,7 @@ struct MicroBenchmark: Sendable {
 enum MicroBenchmarks {
     static let all: [MicroBenchmark] = [switchRow, spawnJoinRow, eventRoundTripRow, queueHandoffRow,
                                         sleep0Row(100, "sleep0"), sleep0Row(10_000, "sleep0_10k"), idleRSSRow,
-                                        threadPoolRow, EchoMicro.row]
+                                        threadPoolRow, monitoredRow, EchoMicro.row]
 
     static let switchRow = MicroBenchmark(name: "switch", unit: "ns/switch") { options in let samples = options.samples
         let iterations = 2_000_000
@@ -47,33 +47,47 @@ enum MicroBenchmarks {
     }
 
     static let eventRoundTripRow = MicroBenchmark(name: "event_roundtrip", unit: "ns/roundtrip") { options in let samples = options.samples
-        let iterations = 500_000
-        let sprout = try await median(samples) {
-            try await GreenThread.run {
-                let ping = Event()
-                let pong = Event()
-                let partner = spawn {
-                    for _ in 0..<iterations {
-                        try ping.wait()
-                        ping.clear()
-                        pong.set()
-                    }
-                }
-                let clock = ContinuousClock()
-                let start = clock.now
-                for _ in 0..<iterations {
-                    ping.set()
-                    try pong.wait()
-                    pong.clear()
-                }
-                let elapsed = clock.now - start
-                try partner.join()
-                return elapsed.nanoseconds / Double(iterations)
-            }
-        }
+        let sprout = try await median(samples) { try await eventRoundTrip(500_000) }
         let peer = options.peers ? await median(samples) { await ConcurrencyPeers.continuationPingPong(100_000) * 2 } : 0
         return BenchmarkRow(name: "event_roundtrip", unit: "ns/roundtrip", sprout: sprout,
                             peers: [("swift_concurrency_continuation", peer)])
+    }
+
+    /// The blocked-hub monitor's cost: `event_roundtrip` with the monitor watching (threshold
+    /// 100 ms), beside the same round trip unwatched.
+    static let monitoredRow = MicroBenchmark(name: "event_roundtrip_monitored", unit: "ns/roundtrip") { options in
+        let samples = options.samples
+        try BlockedHubMonitor.start(threshold: .milliseconds(100))
+        let watched = try await median(samples) { try await eventRoundTrip(500_000) }
+        BlockedHubMonitor.stop()
+        let unwatched = options.peers ? try await median(samples) { try await eventRoundTrip(500_000) } : 0
+        return BenchmarkRow(name: "event_roundtrip_monitored", unit: "ns/roundtrip", sprout: watched,
+                            peers: [("sprout_unmonitored", unwatched)])
+    }
+
+    /// Nanoseconds per set/wait round trip between two greenlets.
+    static func eventRoundTrip(_ iterations: Int) async throws -> Double {
+        try await GreenThread.run {
+            let ping = Event()
+            let pong = Event()
+            let partner = spawn {
+                for _ in 0..<iterations {
+                    try ping.wait()
+                    ping.clear()
+                    pong.set()
+                }
+            }
+            let clock = ContinuousClock()
+            let start = clock.now
+            for _ in 0..<iterations {
+                ping.set()
+                try pong.wait()
+                pong.clear()
+            }
+            let elapsed = clock.now - start
+            try partner.join()
+            return elapsed.nanoseconds / Double(iterations)
+        }
     }
 
     static let queueHandoffRow = MicroBenchmark(name: "queue_handoff", unit: "ns/item") { options in let samples = options.samples

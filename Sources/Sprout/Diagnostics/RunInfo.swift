@@ -28,7 +28,7 @@ public struct RunInfo: Sendable, CustomStringConvertible {
         public let state: State
         /// What it waits on while parked (`Event.wait`, `Socket.recv`, `sleep`…).
         public let waitingOn: String?
-        /// Time since it was spawned (tick-clock precision: a few milliseconds).
+        /// Time since it was spawned (to within a loop turn).
         public let age: Duration
         /// Its call stack, innermost first: where it is parked, or where it was running.
         public let backtrace: GreenletBacktrace?
@@ -188,7 +188,7 @@ extension Hub {
 
     /// This hub's greenlets with raw backtraces. Runs on the hub's thread.
     fileprivate func describeGreenlets() -> [RawGreenletInfo] {
-        let now = sprout_coarse_now_ns()
+        let now = sprout_now_ns()
         var result: [RawGreenletInfo] = []
         for greenlet in [mainGreenlet!, hubGreenlet!] + liveGreenlets {
             let state: RunInfo.Greenlet.State

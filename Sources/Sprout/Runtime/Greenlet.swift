@@ -39,6 +39,8 @@ public class AnyGreenlet {
         var locals: [UInt64: Any] = [:]
         /// The timer that will start a `spawnLater` greenlet.
         var startTimer: UInt64?
+        /// What the greenlet's timer entries point at (see ``AnyGreenlet/timerTarget``).
+        var timerTarget: TimerTarget?
 
         deinit { cName?.deallocate() }
     }
@@ -104,15 +106,15 @@ public class AnyGreenlet {
         extras.joiners = list
         return list
     }
-    /// When it was spawned (tick clock), for run-info dumps.
-    @exclusivity(unchecked) var bornAt: UInt64 = sprout_coarse_now_ns()
+    /// When it was spawned (the hub's cached time of that loop turn), for run-info dumps.
+    let bornAt: UInt64
     /// What this greenlet's timer entries point at (made on its first timed wait); cut loose
     /// when it finishes, so that stale entries do not keep it alive.
-    @exclusivity(unchecked) var timerTargetIfAny: TimerTarget?
     var timerTarget: TimerTarget {
-        if let timerTargetIfAny { return timerTargetIfAny }
+        let extras = self.extras
+        if let target = extras.timerTarget { return target }
         let target = TimerTarget(self)
-        timerTargetIfAny = target
+        extras.timerTarget = target
         return target
     }
     @exclusivity(unchecked) var failureObserved = false
@@ -120,11 +122,13 @@ public class AnyGreenlet {
     @usableFromInline
     init(hub: Hub) {
         self.hub = hub
+        bornAt = hub.now
     }
 
     /// A greenlet that runs on memory the hub provides itself (the main and hub greenlets).
     init(hub: Hub, id: UInt64, name: String, context: UnsafeMutablePointer<sprout_context_t>) {
         self.hub = hub
+        bornAt = hub.now
         self.context = context
         assignIdentity(id: id, name: name)
     }

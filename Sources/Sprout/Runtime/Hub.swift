@@ -57,7 +57,7 @@ public final class Hub {
     /// The machine state of the thread's own stack while another greenlet runs.
     private let mainContext: UnsafeMutablePointer<sprout_context_t>
     /// The thread's own code, on the thread's own stack.
-    private(set) var mainGreenlet: AnyGreenlet!
+    @exclusivity(unchecked) private(set) var mainGreenlet: AnyGreenlet!
     /// The greenlet that runs the loop.
     @exclusivity(unchecked) private(set) var hubGreenlet: AnyGreenlet!
     /// The running greenlet (kept alive by the registry or by the hub itself), unretained so
@@ -93,15 +93,13 @@ public final class Hub {
     @exclusivity(unchecked) private var handoffs = 0
     /// Loop turns begun: the heartbeat the blocked-hub monitor watches.
     @exclusivity(unchecked) private(set) var loopTurns: UInt64 = 0
-    /// The tick clock when the turn's budget was last checked.
-    @exclusivity(unchecked) private var lastTurnTick: UInt64 = 0
     @exclusivity(unchecked) private var lastPoll: UInt64 = 0
     /// While work is pending, the loop polls for IO at least this often (nanoseconds).
     private let busyPollInterval: UInt64 = 50_000
     /// How long an idle hub that expects a post from another thread spins before sleeping.
     private let spinBeforeSleep: UInt64 = 50_000
     /// Cached monotonic time of the current loop turn, in nanoseconds.
-    private(set) var now: UInt64
+    @exclusivity(unchecked) private(set) var now: UInt64
     private var nextTimerID: UInt64 = 0
     /// Number of replies other threads owe this hub (thread-pool jobs, green threads); while
     /// non-zero, an otherwise idle loop waits for them instead of reporting a deadlock.
@@ -354,10 +352,14 @@ public final class Hub {
 
     func markDead(_ greenlet: AnyGreenlet) {
         greenlet.state = .dead
-        greenlet.extrasIfAny?.activeTimeouts.removeAll()
-        // Its timer entries are all stale now; they must not keep it alive until they surface.
-        greenlet.timerTargetIfAny?.greenlet = nil
-        greenlet.timerTargetIfAny = nil
+        if let extras = greenlet.extrasIfAny {
+            extras.activeTimeouts.removeAll()
+            // Its timer entries are all stale now: they must not keep it alive until they surface.
+            if let target = extras.timerTarget {
+                target.greenlet = nil
+                extras.timerTarget = nil
+            }
+        }
         if let error = greenlet.storedError, !(error is GreenletExit), !greenlet.failureObserved,
            !greenlet.hasJoiners {
             reportFailure(of: greenlet, error)
@@ -397,7 +399,7 @@ public final class Hub {
             if let deadline {
                 timers.schedule(at: deadline, .wake(greenlet.timerTarget, token: greenlet.waitToken))
             }
-            let isMain = greenlet === mainGreenlet
+            let isMain = greenlet.context == mainContext
             if isMain { beacon.serving.store(true, ordering: .relaxed) }
             switchAway(from: greenlet)
             if isMain { beacon.serving.store(false, ordering: .relaxed) }
@@ -431,7 +433,7 @@ public final class Hub {
         greenlet.waitToken &+= 1
         greenlet.waitingOn = "sleep(for: .zero)"
         yielded.push(.passUnretained(greenlet))
-        let isMain = greenlet === mainGreenlet
+        let isMain = greenlet.context == mainContext
         if isMain { beacon.serving.store(true, ordering: .relaxed) }
         switchAway(from: greenlet)
         if isMain { beacon.serving.store(false, ordering: .relaxed) }
@@ -503,15 +505,15 @@ public final class Hub {
     }
 
     /// Whether this turn has run its greenlets for longer than ``switchInterval``. The precise
-    /// clock costs about as much as a switch, so it is read only every 64 hand-offs or when the
-    /// kernel's tick clock (a few nanoseconds) has moved on since the last look: greenlets that
-    /// each run long between switches end the turn within a tick of the budget, not 64 runs.
-    @inline(__always)
+    /// clock costs about as much as a switch, so between its readings (every 64 hand-offs) the
+    /// kernel's tick clock is read instead (a few nanoseconds; it lags the precise one by at
+    /// most a tick, 1–4 ms): greenlets that each run long between switches end the turn within
+    /// a tick of the budget, not 64 runs later.
+    @inline(never)
     private func turnBudgetSpent() -> Bool {
-        let tick = sprout_coarse_now_ns()
-        guard handoffs & 63 == 0 || tick != lastTurnTick else { return false }
-        lastTurnTick = tick
-        return sprout_now_ns() &- turnStart > switchIntervalNanos
+        let end = turnStart &+ switchIntervalNanos
+        if handoffs & 63 == 0 { return sprout_now_ns() > end }
+        return sprout_coarse_now_ns() > end
     }
 
     /// Pops the next ready greenlet, skipping (and reclaiming) ones killed before they started.
@@ -544,7 +546,6 @@ public final class Hub {
         while let node = yielded.pop() { ready.push(node) }
         guard !ready.isEmpty else { return }
         turnStart = sprout_now_ns()
-        lastTurnTick = sprout_coarse_now_ns()
         handoffs = 0
         guard let next = popRunnable() else { return }
         inTurn = true
