@@ -34,9 +34,10 @@ static void on_fault(int sig, siginfo_t *info, void *uctx) {
     sprout_context_t *ctx = sprout_context_current();
     uintptr_t addr = (uintptr_t)info->si_addr;
     // Swift emits no stack probes, so a large frame may land anywhere below the stack's low
-    // end; a fault between (guard_low - 1 MiB) and stack_low is taken as this stack's overflow.
-    // Limit: a single frame larger than the 64 KiB guard can jump it into the neighbouring
-    // stack of the slab, which is mapped: that write does not fault and is not caught here.
+    // end; a fault in the guard [guard_low, stack_low), or up to 1 MiB below it, is taken as
+    // this stack's overflow. The guard is 1 MiB where MADV_GUARD_INSTALL makes it free (64 KiB
+    // with mprotect guards): a single frame larger than that could still jump it into the
+    // neighbouring stack, which is mapped, and that write would not fault.
     if (ctx && ctx->stack_low && addr < ctx->stack_low &&
         addr + (1u << 20) >= ctx->guard_low) {
         char msg[256];

@@ -1,5 +1,5 @@
 import Glibc
-import Sprout
+@_spi(Testing) import Sprout
 import Testing
 
 @inline(never)
@@ -41,6 +41,39 @@ struct StackOverflowTests {
             let deepest = try g.get()
             #expect(deepest > 64 * 1024, "only \(deepest) bytes of stack in use at the deepest frame")
         }
+    }
+}
+
+/// A frame of 200 KiB: a local fixed-size buffer, written at its lowest address first (as a
+/// `read` into the start of a big buffer would be), so the first store lands 200 KiB below
+/// the caller's frame.
+@inline(never)
+func twoHundredKiBFrame(_ seed: UInt8) -> UInt8 {
+    var buffer = InlineArray<204_800, UInt8>(repeating: 0)
+    buffer[0] = seed
+    buffer[204_799] = seed &+ 1
+    return buffer[Int(seed) % 2 == 0 ? 0 : 204_799]
+}
+
+extension StackOverflowTests {
+    /// Issue 7 §5: a 200 KiB frame of a 128 KiB stack faults inside a 1 MiB guard and is
+    /// diagnosed. (Behind a 64 KiB guard its lowest bytes would lie on the neighbour's stack,
+    /// over the neighbour's saved context: Swift initialises the whole buffer, so the process
+    /// still faults there, but only after that silent write. This test shows the diagnosis, not
+    /// the absence of the write, which the dying process cannot report.)
+    @Test(.enabled(if: !RuntimeTesting.guardsCostAMappingEach, "64 KiB guards on kernels before 6.13"))
+    func aTwoHundredKiBFrameFaultsInTheGuardAndIsDiagnosed() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = try? GreenThread.run {
+                let neighbour = spawn(name: "neighbour", stackSize: 128 * 1024) { try sleep(for: .seconds(5)) }
+                try sleep(for: .milliseconds(1))
+                let big = spawn(name: "big-frame", stackSize: 128 * 1024) { twoHundredKiBFrame(7) }
+                _ = try big.get()
+                try neighbour.join()
+            }
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("stack overflow in greenlet 'big-frame' (stack size 128 KiB)"), "\(stderr)")
     }
 }
 

@@ -6,7 +6,8 @@
 /// - Parameters:
 ///   - name: A name for diagnostics (stack overflows, failure reports); default `Greenlet-<id>`.
 ///   - stackSize: Usable stack bytes, rounded up to pages (at least 32 KiB); default 256 KiB.
-///     Every stack also gets a 64 KiB guard region below it.
+///     Every stack also gets a guard region below it: 1 MiB on Linux 6.13+ (free there), 64 KiB
+///     on older kernels.
 ///   - body: The greenlet's work. Its value or error is kept for ``Greenlet/get()``; an error
 ///     that nobody joins or links is printed once on stderr with the greenlet's name.
 /// - Returns: The new greenlet. If no stack could be mapped, a greenlet that is already

@@ -23,9 +23,15 @@ final class StackPool {
     static let defaultStackSize = 256 * 1024
     /// Smallest accepted stack size.
     static let minimumStackSize = 32 * 1024
-    /// Guard bytes below every stack: Swift on Linux emits no stack probes, so one large frame
-    /// can jump a single guard page.
-    static let guardSize = 64 * 1024
+    /// Guard bytes below every stack. Swift on Linux emits no stack probes, so one large frame
+    /// can jump a small guard and land, silently, on the stack below (where that greenlet's
+    /// saved context lives, at its top). With `MADV_GUARD_INSTALL` a guard costs neither memory
+    /// nor a kernel mapping, only address space, so it is 1 MiB: larger than any sane frame.
+    /// With `mprotect` guards (kernels before 6.13) it stays 64 KiB.
+    static let guardSize = sprout_guard_mode() == SPROUT_GUARD_MADVISE ? 1 << 20 : 64 * 1024
+    /// Address space one slab spans: guards are free in it with `MADV_GUARD_INSTALL`, so slabs
+    /// are larger there, and fewer slabs mean fewer kernel mappings.
+    static let slabSpan = sprout_guard_mode() == SPROUT_GUARD_MADVISE ? 128 << 20 : 8 << 20
     /// Free stacks per size kept with their pages resident.
     static let hotLimit = 64
 
@@ -87,8 +93,7 @@ final class StackPool {
             fresh[size] = cursor.next + 1 < count ? (cursor.slab, cursor.next + 1) : nil
             return Stack(low: stack.low!, high: stack.high!, guardLow: stack.guardLow!)
         }
-        // About 8 MiB of address space per slab; at least one stack.
-        let count = max(1, (8 << 20) / (size + StackPool.guardSize))
+        let count = max(1, StackPool.slabSpan / (size + StackPool.guardSize))
         var slab = sprout_slab_t()
         let rc = sprout_slab_create(&slab, size, StackPool.guardSize, count)
         guard rc == 0 else {
