@@ -52,6 +52,7 @@ void sprout_context_set_current(sprout_context_t *ctx) { current_context = ctx; 
 
 void sprout_context_init_main(sprout_context_t *ctx) {
     memset(ctx, 0, sizeof *ctx);
+
     pthread_attr_t attributes;
     if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
         void *low = NULL;
@@ -69,6 +70,8 @@ void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_hig
     ctx->exclusivity[0] = NULL;
     ctx->exclusivity[1] = NULL;
     ctx->saved_errno = 0;
+    ctx->asan_fake_stack = NULL;
+
     ctx->stack_low = (uintptr_t)stack_low;
     ctx->stack_high = (uintptr_t)stack_high;
     ctx->guard_low = (uintptr_t)guard_low;
@@ -77,8 +80,69 @@ void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_hig
     ctx->sp = sprout_stack_init(stack_high, entry, arg);
 }
 
+// Sanitizer annotations: compiled in only when the C code is built with the sanitizer
+// (SwiftPM's --sanitize passes it to C targets too), so they cost nothing otherwise.
+#if defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define SPROUT_ASAN 1
+#  endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#  define SPROUT_ASAN 1
+#endif
+
+#ifdef SPROUT_ASAN
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old, size_t *size_old);
+#endif
+
+// A macro, not a function: nothing may run between telling the sanitizer about the switch and
+// making it (a helper's return would).
+#ifdef SPROUT_ASAN
+#  define SANITIZER_ASAN_START(from, to, final) do { \
+        uintptr_t low_ = (to)->stack_low ? (to)->stack_low : (to)->walk_low; \
+        uintptr_t high_ = (to)->stack_low ? (to)->stack_high : (to)->walk_high; \
+        __sanitizer_start_switch_fiber((final) ? NULL : &(from)->asan_fake_stack, (const void *)low_, high_ - low_); \
+    } while (0)
+#else
+#  define SANITIZER_ASAN_START(from, to, final) do { } while (0)
+#endif
+
+static inline void sanitizer_after_switch(sprout_context_t *self) {
+#ifdef SPROUT_ASAN
+    __sanitizer_finish_switch_fiber(self->asan_fake_stack, NULL, NULL);
+#endif
+    (void)self;
+}
+
+void sprout_context_retire(sprout_context_t *ctx) {
+    (void)ctx;
+}
+
+void sprout_context_entered(void) {
+    // The first code of a new greenlet: the switch that started it has to be finished here.
+#ifdef SPROUT_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+}
+
+void sprout_context_switch_final(sprout_context_t *from, sprout_context_t *to) {
+    SANITIZER_ASAN_START(from, to, 1);
+    if (__builtin_expect(hooks_state == 1, 1)) {
+        swift_task_exitThreadLocalContext((char *)from->exclusivity);
+        swift_task_enterThreadLocalContext((char *)to->exclusivity);
+    }
+    current_context = to;
+    sprout_stack_switch(&from->sp, to->sp);
+    __builtin_unreachable();
+}
+
 void sprout_context_switch(sprout_context_t *from, sprout_context_t *to) {
+    SANITIZER_ASAN_START(from, to, 0);
     from->saved_errno = errno;
+    // This frame's own frame pointer (asking for it makes the compiler keep one even where it
+    // omits them), so that a parked greenlet's stack can be walked from here (run-info dumps).
+    from->switch_fp = (uintptr_t)__builtin_frame_address(0);
     if (__builtin_expect(hooks_state == 1, 1)) {
         // Detach the outgoing greenlet's open accesses from the thread's list, splice in the
         // incoming one's. A zeroed segment on first exit claims everything then open, which is
@@ -89,6 +153,7 @@ void sprout_context_switch(sprout_context_t *from, sprout_context_t *to) {
     current_context = to;
     sprout_stack_switch(&from->sp, to->sp);
     // Back in `from`, possibly much later.
+    sanitizer_after_switch(from);
     errno = from->saved_errno;
 }
 
@@ -106,12 +171,16 @@ static pthread_once_t hub_exit_once = PTHREAD_ONCE_INIT;
 static void (*hub_exit_callback)(void *hub);
 
 static void hub_exit_destructor(void *hub) {
-    if (hub && hub_exit_callback && current_hub == hub) hub_exit_callback(hub);
+    void (*callback)(void *) = __atomic_load_n(&hub_exit_callback, __ATOMIC_ACQUIRE);
+    if (hub && callback && current_hub == hub) callback(hub);
 }
 
 static void hub_exit_key_create(void) { pthread_key_create(&hub_exit_key, hub_exit_destructor); }
 
-void sprout_hub_set_exit_callback(void (*callback)(void *hub)) { hub_exit_callback = callback; }
+// Set by every thread that creates a hub (always to the same function): atomically.
+void sprout_hub_set_exit_callback(void (*callback)(void *hub)) {
+    __atomic_store_n(&hub_exit_callback, callback, __ATOMIC_RELEASE);
+}
 
 void sprout_hub_set(void *hub) {
     current_hub = hub;

@@ -53,17 +53,17 @@ void sprout_context_backtrace(const sprout_context_t *ctx, sprout_backtrace_t *o
         out->truncated = 0;
         return;
     }
-    // The frame sprout_stack_switch pushed (see switch_*.S): the saved frame pointer and the
-    // return address into sprout_context_switch.
-#if defined(__x86_64__)
-    uintptr_t fp = ((const uintptr_t *)sp)[7];   // [sp+56]: rbp
-    uintptr_t pc = ((const uintptr_t *)sp)[8];   // [sp+64]: return address
-#elif defined(__aarch64__)
-    uintptr_t fp = ((const uintptr_t *)sp)[10];  // [sp+80]: x29
-    uintptr_t pc = ((const uintptr_t *)sp)[11];  // [sp+88]: x30
-#else
-    uintptr_t fp = 0, pc = 0;
-#endif
+    // The frame of sprout_context_switch that suspended it: its saved frame pointer and its
+    // return address lead into the greenlet's own frames. (The registers sprout_stack_switch
+    // pushed are no help where C is built without frame pointers: rbp may be any value there.)
+    uintptr_t fp = ctx->switch_fp;
+    if (fp < ctx->walk_low || fp + 16 > ctx->walk_high) {
+        out->count = 0;
+        out->truncated = 0;
+        return;
+    }
+    uintptr_t pc = ((const uintptr_t *)fp)[1];
+    fp = ((const uintptr_t *)fp)[0];
     walk(pc, fp, ctx->walk_low, ctx->walk_high, out);
 }
 

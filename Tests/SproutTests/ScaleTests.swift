@@ -1,8 +1,11 @@
 import Glibc
 @_spi(Testing) import Sprout
+import SproutTestSupport
 import Testing
 
-@Suite(.timeLimit(.minutes(2)), .serialized)
+// Exclusive with the other process-wide suites (sockets, diagnostics): a run-info dump or a
+// descriptor count taken while 100,000 greenlets are parked here would measure them too.
+@Suite(.timeLimit(.minutes(2)), .serialized, .countsSockets)
 struct ScaleTests {
     /// More greenlets than the mprotect guard scheme could ever map (it fails near 32,700 on the
     /// default vm.max_map_count of 65,530), all parked at once. On kernels without

@@ -47,7 +47,7 @@ struct StackOverflowTests {
 /// A frame of 200 KiB: a local fixed-size buffer, written at its lowest address first (as a
 /// `read` into the start of a big buffer would be), so the first store lands 200 KiB below
 /// the caller's frame.
-@inline(never)
+@inline(never) @_optimize(none)   // the optimiser would keep only the two bytes used
 func twoHundredKiBFrame(_ seed: UInt8) -> UInt8 {
     var buffer = InlineArray<204_800, UInt8>(repeating: 0)
     buffer[0] = seed

@@ -183,6 +183,7 @@ public final class Hub {
         greenlet.state = .started
         sprout_context_init(context, stack.low, UnsafeMutableRawPointer(context), stack.guardLow, { arg in
             // No strong reference may live in this frame: it is abandoned when the hub ends.
+            sprout_context_entered()
             Unmanaged<Hub>.fromOpaque(arg!)._withUnsafeGuaranteedRef { $0.runLoop() }
         }, Unmanaged.passUnretained(self).toOpaque())
         return greenlet
@@ -266,6 +267,7 @@ public final class Hub {
         greenlet.stack = stack
         greenlet.assignIdentity(id: id, name: name)
         sprout_context_init(context, stack.low, UnsafeMutableRawPointer(context), stack.guardLow, { arg in
+            sprout_context_entered()
             Hub.runGreenlet(arg!)
         }, Unmanaged.passUnretained(greenlet).toOpaque())
         register(greenlet)
@@ -311,6 +313,7 @@ public final class Hub {
             let greenlet = node.takeUnretainedValue()
             if let stack = greenlet.stack {
                 greenlet.stack = nil
+                sprout_context_retire(greenlet.context)
                 stacks.release(stack)
             }
             unregister(node)
@@ -323,8 +326,7 @@ public final class Hub {
         var from: UnsafeMutablePointer<sprout_context_t>?
         var to: UnsafeMutablePointer<sprout_context_t>?
         runAndFinish(arg, from: &from, to: &to)
-        sprout_context_switch(from!, to!)
-        fatalError("Sprout: a finished greenlet was resumed")
+        sprout_context_switch_final(from!, to!)
     }
 
     @inline(never)
