@@ -61,7 +61,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "SproutTestSupport", path: "Tests/SproutTestSupport"),
+        .target(name: "SproutTestSupport", path: "Tests/SproutTestSupport", exclude: ["README.md"]),
         .testTarget(
             name: "SproutTests",
             dependencies: ["Sprout", "SproutTestSupport", .product(name: "Logging", package: "swift-log")]
