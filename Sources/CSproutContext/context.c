@@ -12,6 +12,34 @@
 #include <string.h>
 #include <time.h>
 
+// Sanitizer annotations: compiled in only when the C code is built with the sanitizer
+// (SwiftPM's --sanitize passes it to C targets too), so they cost nothing otherwise.
+#if defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define SPROUT_ASAN 1
+#  endif
+#  if __has_feature(thread_sanitizer)
+#    define SPROUT_TSAN 1
+#  endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#  define SPROUT_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#  define SPROUT_TSAN 1
+#endif
+#ifdef SPROUT_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+
+#ifdef SPROUT_ASAN
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old, size_t *size_old);
+#endif
+
 // Exported by libswiftCore and called by Swift concurrency around every task it runs
 // (AsyncTask::flagAsRunning / flagAsSuspended). Declared weak so that a runtime without them
 // still loads; `sprout_exclusivity_hooks_available` then turns checking off instead.
@@ -52,6 +80,9 @@ void sprout_context_set_current(sprout_context_t *ctx) { current_context = ctx; 
 
 void sprout_context_init_main(sprout_context_t *ctx) {
     memset(ctx, 0, sizeof *ctx);
+#ifdef SPROUT_TSAN
+    ctx->tsan_fiber = __tsan_get_current_fiber();
+#endif
 
     pthread_attr_t attributes;
     if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
@@ -71,6 +102,12 @@ void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_hig
     ctx->exclusivity[1] = NULL;
     ctx->saved_errno = 0;
     ctx->asan_fake_stack = NULL;
+#ifdef SPROUT_TSAN
+    // A fiber per greenlet: one reused across greenlets would keep the frames of each finished
+    // one on its shadow stack (their last switch never returns) until it overflowed.
+    if (ctx->tsan_fiber) __tsan_destroy_fiber(ctx->tsan_fiber);
+    ctx->tsan_fiber = __tsan_create_fiber(0);
+#endif
 
     ctx->stack_low = (uintptr_t)stack_low;
     ctx->stack_high = (uintptr_t)stack_high;
@@ -80,21 +117,6 @@ void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_hig
     ctx->sp = sprout_stack_init(stack_high, entry, arg);
 }
 
-// Sanitizer annotations: compiled in only when the C code is built with the sanitizer
-// (SwiftPM's --sanitize passes it to C targets too), so they cost nothing otherwise.
-#if defined(__has_feature)
-#  if __has_feature(address_sanitizer)
-#    define SPROUT_ASAN 1
-#  endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#  define SPROUT_ASAN 1
-#endif
-
-#ifdef SPROUT_ASAN
-void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
-void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old, size_t *size_old);
-#endif
 
 // A macro, not a function: nothing may run between telling the sanitizer about the switch and
 // making it (a helper's return would).
@@ -107,6 +129,12 @@ void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_
 #else
 #  define SANITIZER_ASAN_START(from, to, final) do { } while (0)
 #endif
+#ifdef SPROUT_TSAN
+// A switch is a synchronisation point: what `from` did happens before what `to` does next.
+#  define SANITIZER_TSAN_SWITCH(to) __tsan_switch_to_fiber((to)->tsan_fiber, 0)
+#else
+#  define SANITIZER_TSAN_SWITCH(to) do { } while (0)
+#endif
 
 static inline void sanitizer_after_switch(sprout_context_t *self) {
 #ifdef SPROUT_ASAN
@@ -116,6 +144,10 @@ static inline void sanitizer_after_switch(sprout_context_t *self) {
 }
 
 void sprout_context_retire(sprout_context_t *ctx) {
+#ifdef SPROUT_TSAN
+    if (ctx->tsan_fiber) __tsan_destroy_fiber(ctx->tsan_fiber);
+    ctx->tsan_fiber = NULL;
+#endif
     (void)ctx;
 }
 
@@ -133,6 +165,7 @@ void sprout_context_switch_final(sprout_context_t *from, sprout_context_t *to) {
         swift_task_enterThreadLocalContext((char *)to->exclusivity);
     }
     current_context = to;
+    SANITIZER_TSAN_SWITCH(to);
     sprout_stack_switch(&from->sp, to->sp);
     __builtin_unreachable();
 }
@@ -151,6 +184,7 @@ void sprout_context_switch(sprout_context_t *from, sprout_context_t *to) {
         swift_task_enterThreadLocalContext((char *)to->exclusivity);
     }
     current_context = to;
+    SANITIZER_TSAN_SWITCH(to);
     sprout_stack_switch(&from->sp, to->sp);
     // Back in `from`, possibly much later.
     sanitizer_after_switch(from);

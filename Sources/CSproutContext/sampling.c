@@ -1,13 +1,20 @@
-// Backtraces of greenlets: of a parked one from the registers it saved when it switched away,
-// and of the running one from a signal sent to its thread (the blocked-hub monitor).
+// Backtraces of greenlets: of a parked one from the frame its last switch left, and of the
+// running one from a signal sent to its thread (the blocked-hub monitor, run-info dumps).
 //
-// Both walk the frame-pointer chain, which Swift and the C code here keep on Linux, and read
-// only inside the bounds of the stack they walk, so a broken chain ends the walk instead of
-// faulting. The signal handler is async-signal-safe: no allocation, no lock, one sem_post.
+// A parked greenlet's stack is walked along its frame-pointer chain (Swift keeps frame
+// pointers on Linux; the switch asks for one), reading only inside that stack's bounds, so a
+// broken chain ends the walk instead of faulting. A running one is unwound by libgcc from
+// inside the signal handler, through the signal frame, with DWARF call-frame information, so
+// that a function without a frame (a leaf, a sanitizer's runtime) does not hide its caller;
+// the frame-pointer walk from the interrupted registers is the fallback. The handler does not
+// allocate (the unwinder is loaded when the sampler is installed) and hands the result back
+// with one sem_post; the unwinder does take the dynamic loader's lock, so a thread sampled
+// while inside dlopen would hold the monitor until it returns.
 
 #include "CSproutContext.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -90,6 +97,44 @@ static pthread_once_t sampler_once = PTHREAD_ONCE_INIT;
 static int sampler_signo;
 static int sampler_error;
 
+// The unwinder of libgcc (through glibc's backtrace) follows the DWARF call-frame information
+// every function carries, through the signal frame into the interrupted code: unlike a
+// frame-pointer walk it also sees a leaf or runtime function without a frame of its own. Its
+// first use loads libgcc_s (which allocates), so the sampler makes that first call when it is
+// installed; later calls allocate nothing. It stops at a greenlet's first frame, whose return
+// address the trampoline marks undefined.
+static int unwind_through_signal_frame(uintptr_t pc, sprout_backtrace_t *out) {
+    void *frames[SPROUT_BACKTRACE_MAX + 8];
+    int n = backtrace(frames, SPROUT_BACKTRACE_MAX + 8);
+    int start = -1;
+    for (int i = 0; i < n; i++) {
+        if ((uintptr_t)frames[i] == pc) {
+            start = i;
+            break;
+        }
+    }
+#if defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+    // ThreadSanitizer defers asynchronous signals to its next runtime call, and runs the
+    // handler from there: the interrupted pc is then not on the live stack, but the live stack
+    // (below this handler and TSan's delivery frames) is where the thread was.
+    if (start < 0 && n > 2) start = 2;
+#  endif
+#endif
+    if (start < 0) return 0;   // the unwinder did not get through the signal frame
+    out->count = 0;
+    out->truncated = 0;
+    for (int i = start; i < n; i++) {
+        if (out->count == SPROUT_BACKTRACE_MAX) {
+            out->truncated = 1;
+            break;
+        }
+        out->pcs[out->count++] = (uint64_t)(uintptr_t)frames[i];
+    }
+    if (n == SPROUT_BACKTRACE_MAX + 8) out->truncated = 1;
+    return 1;
+}
+
 static void on_sample(int sig, siginfo_t *info, void *uctx) {
     (void)sig;
     (void)info;
@@ -108,12 +153,14 @@ static void on_sample(int sig, siginfo_t *info, void *uctx) {
         uintptr_t pc = 0, fp = 0;
 #endif
         copy_identity(ctx, out);
-        if (ctx) {
-            walk(pc, fp, ctx->walk_low, ctx->walk_high, out);
-        } else {
-            out->count = 0;
-            out->truncated = 0;
-            if (pc) out->pcs[out->count++] = pc;
+        if (!unwind_through_signal_frame(pc, out)) {
+            if (ctx) {
+                walk(pc, fp, ctx->walk_low, ctx->walk_high, out);
+            } else {
+                out->count = 0;
+                out->truncated = 0;
+                if (pc) out->pcs[out->count++] = pc;
+            }
         }
         sem_post(&sample_done);
     }
@@ -121,6 +168,8 @@ static void on_sample(int sig, siginfo_t *info, void *uctx) {
 }
 
 static void sampler_setup(void) {
+    void *warm[4];
+    (void)backtrace(warm, 4);   // loads the unwinder now, not inside a signal handler
     if (sem_init(&sample_done, 0, 0) != 0) {
         sampler_error = errno;
         return;

@@ -21,9 +21,9 @@ extension HTTPSuites {
         /// True when this process (and so the `sprout` built beside it) runs under
         /// AddressSanitizer, whose allocator keeps freed memory in quarantine and adds redzones:
         /// resident memory then says nothing about Sprout's.
-        static let underAddressSanitizer = dlsym(nil, "__asan_init") != nil
+        static let underSanitizer = dlsym(nil, "__asan_init") != nil || dlsym(nil, "__tsan_init") != nil
 
-        @Test(.enabled(if: !underAddressSanitizer, "resident memory under ASan's allocator is not Sprout's"))
+        @Test(.enabled(if: !underSanitizer, "resident memory under a sanitizer's allocator is not Sprout's"))
         func connectionsCostTheirTouchedPagesAndMemoryReturnsAfterASpike() async throws {
             try await green(timeout: .seconds(100)) { () throws in
                 _ = try raiseOpenFileLimit()

@@ -31,7 +31,7 @@ typedef struct sprout_context {
     const char *name;         ///< NUL-terminated name or NULL, for diagnostics.
     uintptr_t walk_low;       ///< Bounds a frame-pointer walk of this context may read
     uintptr_t walk_high;      ///< (the thread's own stack for a main context).
-    void *reserved_fiber;     ///< Reserved for ThreadSanitizer's fiber (not yet annotated).
+    void *tsan_fiber;         ///< ThreadSanitizer's fiber for this context (TSan builds only).
     uintptr_t switch_fp;      ///< Frame pointer of the switch that suspended it (for backtraces).
     void *asan_fake_stack;    ///< AddressSanitizer's fake stack while suspended (ASan builds only).
 } sprout_context_t;
@@ -48,8 +48,9 @@ void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_hig
 
 /// Saves the running greenlet into `from` and resumes `to`; returns when something switches
 /// back to `from`. Swaps the Swift exclusivity access set and errno. Never allocates, locks or
-/// makes a syscall. Under AddressSanitizer (and only there) it also tells the sanitizer that
-/// the stack changes, so that it follows greenlets as it follows threads.
+/// makes a syscall. Under AddressSanitizer or ThreadSanitizer (and only there) it also tells
+/// the sanitizer that the stack changes, so that it follows greenlets as it follows threads
+/// (ThreadSanitizer sees each greenlet as a fiber, and each switch as a synchronisation).
 /// A greenlet's last switch (it has finished) goes through `sprout_context_switch_final`.
 void sprout_context_switch(sprout_context_t *from, sprout_context_t *to);
 
@@ -57,8 +58,8 @@ void sprout_context_switch(sprout_context_t *from, sprout_context_t *to);
 /// sanitizers forget its stack.
 __attribute__((noreturn)) void sprout_context_switch_final(sprout_context_t *from, sprout_context_t *to);
 
-/// Releases what a sanitizer keeps for a finished greenlet's context (nothing yet: the hook
-/// for ThreadSanitizer fibers). Called on another context before the stack is reused.
+/// Releases what a sanitizer keeps for a finished greenlet's context (its ThreadSanitizer
+/// fiber). Called on another context before the stack is reused or given back.
 void sprout_context_retire(sprout_context_t *ctx);
 
 /// Called first thing by a new greenlet's entry function (completes the sanitizers' view of

@@ -75,7 +75,7 @@ public struct GreenletBacktrace: Sendable, CustomStringConvertible {
         context.programCounter = .init(first)
         context.framePointer = .init(SyntheticFrameChain.base)
         context.stackPointer = .init(SyntheticFrameChain.base - 64)
-        let images = ImageMap.capture()
+        let images = LoadedImages.covering(addresses)
         guard let backtrace = try? Backtrace.capture(from: context, using: SyntheticFrameChain(addresses),
                                                      images: images, algorithm: .fast,
                                                      limit: addresses.count + 2, offset: 0, top: 0),
@@ -99,6 +99,33 @@ public struct GreenletBacktrace: Sendable, CustomStringConvertible {
             index += 1
         }
         return frames
+    }
+}
+
+/// The process's executable and libraries, as Swift's backtracer sees them. Taken once and
+/// again only when an address falls outside every known image (a library loaded since):
+/// taking the map reads every mapped image's headers, which is slow, and can fault if another
+/// thread unmaps a file meanwhile.
+enum LoadedImages {
+    private static let cached = ThreadLock<ImageMap?>(nil)
+
+    static func covering(_ addresses: [UInt64]) -> ImageMap {
+        cached.withLock { cache in
+            if let images = cache, addresses.allSatisfy({ images.contains($0) }) { return images }
+            let images = ImageMap.capture()
+            cache = images
+            return images
+        }
+    }
+}
+
+extension ImageMap {
+    /// Whether `address` lies in the code of one of the images.
+    func contains(_ address: UInt64) -> Bool {
+        contains { image in
+            guard let low = UInt64(image.baseAddress), let high = UInt64(image.endOfText) else { return false }
+            return address >= low && address < high
+        }
     }
 }
 
