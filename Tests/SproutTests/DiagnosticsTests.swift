@@ -73,9 +73,8 @@ struct CapturingLogHandler: LogHandler {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?,
-             source: String, file: String, function: String, line: UInt) {
-        box.add(message: "\(level) \(message) \(metadata ?? [:])")
+    func log(event: LogEvent) {
+        box.add(message: "\(event.level) \(event.message) \(event.metadata ?? [:])")
     }
 }
 

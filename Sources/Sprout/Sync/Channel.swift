@@ -42,14 +42,17 @@ public final class Channel<Element> {
         let me = hub.current!
         let key = ObjectIdentifier(me)
         offers.append((key, item))
+        // A putter is granted when a getter has taken its item: interrupted then, the item
+        // was still delivered and must not be withdrawn.
+        var delivered = false
         do {
-            guard try putters.wait(hub: hub, on: "Channel.put", deadline: timeout.map { hub.deadline(after: $0) }) else {
+            guard try putters.wait(hub: hub, on: "Channel.put", deadline: timeout.map { hub.deadline(after: $0) },
+                                   handOn: { delivered = true }) else {
                 withdraw(key)
                 throw QueueError.full
             }
         } catch {
-            // Granted means a getter already took the item: it was delivered.
-            if !me.isGranted { withdraw(key) }
+            if !delivered { withdraw(key) }
             throw error
         }
     }
@@ -73,20 +76,13 @@ public final class Channel<Element> {
         let hub = Hub.current
         if let item = takeOffer(hub) { return item }
         if let timeout, timeout <= .zero { throw QueueError.empty }
-        let me = hub.current!
-        do {
-            guard try getters.wait(hub: hub, on: "Channel.get", deadline: timeout.map { hub.deadline(after: $0) }) else {
-                throw QueueError.empty
-            }
-        } catch {
-            if me.isGranted {
-                // Leave the item for the next getter.
-                me.isGranted = false
-                reservedItems -= 1
-                if getters.wakeFirst(hub: hub) { reservedItems += 1 }
-            }
-            throw error
-        }
+        // A getter granted an item but interrupted leaves it for the next getter.
+        let granted = try getters.wait(hub: hub, on: "Channel.get", deadline: timeout.map { hub.deadline(after: $0) },
+                                       handOn: {
+                                           reservedItems -= 1
+                                           if getters.wakeFirst(hub: hub) { reservedItems += 1 }
+                                       })
+        guard granted else { throw QueueError.empty }
         reservedItems -= 1
         return handedOver.removeFirst()
     }

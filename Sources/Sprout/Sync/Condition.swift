@@ -28,16 +28,12 @@ public final class Condition {
         var notified = false
         var failure: (any Error)?
         do {
+            // A notify that reached us as we were interrupted belongs to the next waiter.
             notified = try waiters.waitAppended(hub: hub, on: "Condition.wait",
-                                               deadline: timeout.map { hub.deadline(after: $0) })
+                                               deadline: timeout.map { hub.deadline(after: $0) },
+                                               handOn: { waiters.wakeFirst(hub: hub) })
         } catch {
             failure = error
-            let me = hub.current!
-            if me.isGranted {
-                // A notify reached us but we were interrupted: it belongs to the next waiter.
-                me.isGranted = false
-                waiters.wakeFirst(hub: hub)
-            }
         }
         // Re-acquire even if interrupted: a kill or timeout landing in this wait is delivered
         // once it holds the lock again. A HubError is not an interruption but a verdict (nothing

@@ -76,19 +76,9 @@ public class Queue<Element> {
         }
         if let timeout, timeout <= .zero { throw QueueError.full }
         let hub = Hub.current
-        let me = hub.current!
-        do {
-            guard try putters.wait(hub: hub, on: "Queue.put", deadline: timeout.map { hub.deadline(after: $0) }) else {
-                throw QueueError.full
-            }
-        } catch {
-            if me.isGranted {
-                me.isGranted = false
-                reservedSlots -= 1
-                grantSlots(hub)
-            }
-            throw error
-        }
+        let granted = try putters.wait(hub: hub, on: "Queue.put", deadline: timeout.map { hub.deadline(after: $0) },
+                                       handOn: { reservedSlots -= 1; grantSlots(hub) })
+        guard granted else { throw QueueError.full }
         reservedSlots -= 1
         insert(item)
     }
@@ -113,19 +103,9 @@ public class Queue<Element> {
         }
         if let timeout, timeout <= .zero { throw QueueError.empty }
         let hub = Hub.current
-        let me = hub.current!
-        do {
-            guard try getters.wait(hub: hub, on: "Queue.get", deadline: timeout.map { hub.deadline(after: $0) }) else {
-                throw QueueError.empty
-            }
-        } catch {
-            if me.isGranted {
-                me.isGranted = false
-                reservedItems -= 1
-                grantItems(hub)
-            }
-            throw error
-        }
+        let granted = try getters.wait(hub: hub, on: "Queue.get", deadline: timeout.map { hub.deadline(after: $0) },
+                                       handOn: { reservedItems -= 1; grantItems(hub) })
+        guard granted else { throw QueueError.empty }
         reservedItems -= 1
         return remove()
     }

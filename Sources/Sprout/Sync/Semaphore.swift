@@ -34,16 +34,8 @@ public class Semaphore {
         }
         if let timeout, timeout <= .zero { return false }
         let hub = Hub.current
-        let me = hub.current!
-        do {
-            return try waiters.wait(hub: hub, on: "Semaphore.acquire", deadline: timeout.map { hub.deadline(after: $0) })
-        } catch {
-            if me.isGranted {
-                me.isGranted = false
-                release()
-            }
-            throw error
-        }
+        return try waiters.wait(hub: hub, on: "Semaphore.acquire", deadline: timeout.map { hub.deadline(after: $0) },
+                                handOn: { release() })
     }
 
     /// Returns a permit: hands it to the first parked waiter, or adds it to ``value``.

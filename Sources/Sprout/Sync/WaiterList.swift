@@ -74,24 +74,36 @@ final class WaiterList {
     /// Appends the current greenlet and parks it until granted, the deadline passes, or an
     /// error is thrown into it.
     ///
+    /// - Parameter handOn: Called when the wait throws after the greenlet was granted: what it
+    ///   was granted (a permit, an item, a slot) must go to the next waiter, or it is lost.
+    ///   The grant is cleared first.
     /// - Returns: True if granted, false if the deadline passed first.
-    /// - Throws: whatever was thrown into the greenlet; the grant, if any, is then still set
-    ///   (`isGranted` of the greenlet) for the caller to hand on.
-    func wait(hub: Hub, on what: StaticString, deadline: UInt64?) throws -> Bool {
+    /// - Throws: whatever was thrown into the greenlet.
+    func wait(hub: Hub, on what: StaticString, deadline: UInt64?, handOn: () -> Void) throws -> Bool {
         append(hub.current!)
-        return try waitAppended(hub: hub, on: what, deadline: deadline)
+        return try waitAppended(hub: hub, on: what, deadline: deadline, handOn: handOn)
     }
 
-    /// As ``wait(hub:on:deadline:)`` for a greenlet that appended itself already.
-    func waitAppended(hub: Hub, on what: StaticString, deadline: UInt64?) throws -> Bool {
+    /// As ``wait(hub:on:deadline:handOn:)`` for a greenlet that appended itself already.
+    func waitAppended(hub: Hub, on what: StaticString, deadline: UInt64?, handOn: () -> Void) throws -> Bool {
         let greenlet = hub.current!
         do {
             _ = try hub.park(on: what, deadline: deadline)
         } catch {
             remove(greenlet)
+            if greenlet.isGranted {
+                greenlet.isGranted = false
+                handOn()
+            }
             throw error
         }
         remove(greenlet)
         return greenlet.isGranted
+    }
+
+    /// As ``wait(hub:on:deadline:handOn:)`` for a waiter that is never granted anything it
+    /// could lose (an event's waiters all wake together).
+    func wait(hub: Hub, on what: StaticString, deadline: UInt64?) throws -> Bool {
+        try wait(hub: hub, on: what, deadline: deadline, handOn: {})
     }
 }
