@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -102,6 +103,8 @@ void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_hig
     ctx->exclusivity[1] = NULL;
     ctx->saved_errno = 0;
     ctx->asan_fake_stack = NULL;
+    free(ctx->last_throw);   // a stack given back with its pages zeroed reads NULL here
+    ctx->last_throw = NULL;
 #ifdef SPROUT_TSAN
     // A fiber per greenlet: one reused across greenlets would keep the frames of each finished
     // one on its shadow stack (their last switch never returns) until it overflowed.
@@ -143,9 +146,14 @@ static inline void sanitizer_after_switch(sprout_context_t *self) {
     (void)self;
 }
 
+_Static_assert(sizeof(sprout_context_t) <= 128, "a context must fit the slot at the top of its stack");
+
 void sprout_context_retire(sprout_context_t *ctx) {
+    free(ctx->last_throw);
+    ctx->last_throw = NULL;
 #ifdef SPROUT_TSAN
-    if (ctx->tsan_fiber) __tsan_destroy_fiber(ctx->tsan_fiber);
+    // A thread's own context keeps the thread's fiber, which is not ours to destroy.
+    if (ctx->tsan_fiber && ctx->stack_low) __tsan_destroy_fiber(ctx->tsan_fiber);
     ctx->tsan_fiber = NULL;
 #endif
     (void)ctx;

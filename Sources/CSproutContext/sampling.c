@@ -14,6 +14,7 @@
 #include "CSproutContext.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <execinfo.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -223,4 +224,44 @@ int sprout_sample_thread(pthread_t thread, int signo, sprout_backtrace_t *out, i
     }
     pthread_mutex_unlock(&request_lock);
     return rc;
+}
+
+// Where errors are thrown. Swift calls swift_willThrow at every `throw` (for debuggers' error
+// breakpoints); the runtime lets a handler be installed there. The stack is still intact at
+// that point, unlike when the error reaches the greenlet's entry.
+extern void _swift_setWillThrowHandler(void (*handler)(void *error)) __attribute__((weak));
+extern void (*_swift_willThrow)(void *error) __attribute__((weak));
+static void (*previous_will_throw)(void *error);
+static pthread_once_t throw_once = PTHREAD_ONCE_INIT;
+static int throw_tracing;
+
+__attribute__((noinline)) static void on_will_throw(void *error) {
+    sprout_context_t *ctx = sprout_context_current();
+    if (ctx && ctx->walk_low) {
+        if (!ctx->last_throw) ctx->last_throw = calloc(1, sizeof *ctx->last_throw);
+        sprout_backtrace_t *out = ctx->last_throw;
+        if (out) {
+            copy_identity(ctx, out);
+            uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+            // From this hook's caller (swift_willThrow), whose caller is the throwing function.
+            if (fp >= ctx->walk_low && fp + 16 <= ctx->walk_high) {
+                walk(((const uintptr_t *)fp)[1], ((const uintptr_t *)fp)[0], ctx->walk_low, ctx->walk_high, out);
+            } else {
+                out->count = 0;
+            }
+        }
+    }
+    if (previous_will_throw) previous_will_throw(error);
+}
+
+static void throw_tracing_setup(void) {
+    if (!&_swift_setWillThrowHandler || !&_swift_willThrow) return;
+    previous_will_throw = __atomic_load_n(&_swift_willThrow, __ATOMIC_ACQUIRE);
+    _swift_setWillThrowHandler(on_will_throw);
+    throw_tracing = 1;
+}
+
+int sprout_throw_tracing_install(void) {
+    pthread_once(&throw_once, throw_tracing_setup);
+    return throw_tracing;
 }

@@ -275,4 +275,24 @@ struct FailureReportTests {
         #expect(!stderr.contains("'joined'"))
         #expect(!stderr.contains("'linked'"))
     }
+
+    /// Issue 7 §3: the report says where the error was thrown, not only what it was.
+    @Test func unobservedFailureIsPrintedWithWhereItWasThrown() async {
+        let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            _ = try? GreenThread.run {
+                spawn(name: "thrower") { try failDeepInsideAKnownFunction(3) }
+                try sleep(for: .milliseconds(5))
+            }
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("greenlet 'thrower' failed: TestError(code: 3)"), "\(stderr)")
+        #expect(stderr.contains("last thrown at:"), "\(stderr)")
+        #expect(stderr.contains("failDeepInsideAKnownFunction"), "\(stderr)")
+    }
+}
+
+@inline(never)
+func failDeepInsideAKnownFunction(_ code: Int) throws {
+    if code > 0 { throw TestError(code: code) }
+    print("not reached")
 }

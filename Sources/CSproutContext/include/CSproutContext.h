@@ -34,6 +34,7 @@ typedef struct sprout_context {
     void *tsan_fiber;         ///< ThreadSanitizer's fiber for this context (TSan builds only).
     uintptr_t switch_fp;      ///< Frame pointer of the switch that suspended it (for backtraces).
     void *asan_fake_stack;    ///< AddressSanitizer's fake stack while suspended (ASan builds only).
+    struct sprout_backtrace *last_throw; ///< Where code on this context last threw (see sprout_throw_tracing_install).
 } sprout_context_t;
 
 /// Zeroes `ctx` so that it describes a thread's own (main) stack, and records that stack's
@@ -177,6 +178,13 @@ void sprout_sampler_accept_on_this_thread(int signo);
 /// program counter, then the frame-pointer chain of the running greenlet's stack). One sample
 /// at a time per process. Returns 0, ETIMEDOUT, or the error of pthread_kill.
 int sprout_sample_thread(pthread_t thread, int signo, sprout_backtrace_t *out, int64_t timeout_ns);
+
+/// Installs (once per process) a hook on Swift's `swift_willThrow`, which every `throw`
+/// calls: on a greenlet's context it records the backtrace of the throw in `last_throw`
+/// (allocated on the context's first throw, freed by `sprout_context_retire`), so that a
+/// greenlet that dies of an error can say where it was thrown. Any previous hook still runs.
+/// Returns 0 if the runtime has no such hook.
+int sprout_throw_tracing_install(void);
 
 /// The calling thread's hub (an opaque pointer owned by Swift), or NULL.
 void *sprout_hub_get(void);

@@ -164,6 +164,7 @@ public final class Hub {
         _ = sprout_exclusivity_hooks_available()
         sprout_overflow_handler_install_for_thread()
         sprout_sampler_accept_on_this_thread(BlockedHubMonitor.samplingSignal)
+        _ = sprout_throw_tracing_install()
         // A thread that got its hub in passing (ThreadPool.run or a primitive on a thread of
         // its own) and exits without ending it: end it then, or its epoll and eventfd
         // descriptors, stack slab and signal stack would leak.
@@ -235,6 +236,7 @@ public final class Hub {
         while yielded.pop() != nil {}
         poller.close()
         sprout_context_set_current(nil)
+        sprout_context_retire(mainContext)
         sprout_overflow_handler_release_for_thread()
         sprout_hub_set(nil)
         // The main and hub greenlets point back at the hub: break the cycle.

@@ -136,8 +136,13 @@ extension Hub {
         }
     }
 
+    /// Prints the failure of a greenlet nobody joins or links, with where the error was last
+    /// thrown on its stack (Swift errors carry no backtrace; the throw hook keeps one).
     func reportFailure(of greenlet: AnyGreenlet, _ error: any Error) {
-        let message = "sprout: greenlet '\(greenlet.name)' failed: \(error)\n"
+        var message = "sprout: greenlet '\(greenlet.name)' failed: \(error)\n"
+        if let thrown = greenlet.context.pointee.last_throw, thrown.pointee.count > 0 {
+            message += "  last thrown at:\n" + GreenletBacktrace(RawBacktrace(thrown.pointee)).description + "\n"
+        }
         writeToStandardError(message)
     }
 }
