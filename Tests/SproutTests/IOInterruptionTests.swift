@@ -76,8 +76,10 @@ extension SocketSuites {
                 let blocker = try Blocker(operation)
                 let count = operation == .threadPool ? 20 : 60
                 var outcomes = Array(repeating: "", count: count)
+                var started = 0
                 let greenlets = (0..<count).map { index in
                     spawn {
+                        started += 1
                         do {
                             if index % 2 == 1 {
                                 try withTimeout(.milliseconds(30)) { try blocker.block(in: operation) }
@@ -101,7 +103,11 @@ extension SocketSuites {
                         blocker.silentServerSide.append(connection)
                     }
                 }
-                try sleep(for: .milliseconds(10))
+                // Every greenlet has started (a kill before its start would leave no outcome),
+                // then a little longer for them to reach the operation itself. The kills still
+                // land well before the 30 ms timeouts of the other half.
+                while started < count { try sleep(for: .milliseconds(1)) }
+                try sleep(for: .milliseconds(5))
                 killAll(greenlets.enumerated().filter { $0.offset % 2 == 0 }.map(\.element))
                 try joinAll(greenlets, timeout: .seconds(10))
                 acceptor.kill()
