@@ -103,8 +103,10 @@ void sprout_context_init(sprout_context_t *ctx, void *stack_low, void *stack_hig
     ctx->exclusivity[1] = NULL;
     ctx->saved_errno = 0;
     ctx->asan_fake_stack = NULL;
-    free(ctx->last_throw);   // a stack given back with its pages zeroed reads NULL here
-    ctx->last_throw = NULL;
+    if (ctx->last_throw) {   // a stack given back with its pages zeroed reads NULL here
+        free(ctx->last_throw);
+        ctx->last_throw = NULL;
+    }
 #ifdef SPROUT_TSAN
     // A fiber per greenlet: one reused across greenlets would keep the frames of each finished
     // one on its shadow stack (their last switch never returns) until it overflowed.
