@@ -151,8 +151,10 @@ static inline void sanitizer_after_switch(sprout_context_t *self) {
 _Static_assert(sizeof(sprout_context_t) <= 128, "a context must fit the slot at the top of its stack");
 
 void sprout_context_retire(sprout_context_t *ctx) {
-    free(ctx->last_throw);
-    ctx->last_throw = NULL;
+    if (ctx->last_throw) {
+        free(ctx->last_throw);
+        ctx->last_throw = NULL;
+    }
 #ifdef SPROUT_TSAN
     // A thread's own context keeps the thread's fiber, which is not ours to destroy.
     if (ctx->tsan_fiber && ctx->stack_low) __tsan_destroy_fiber(ctx->tsan_fiber);

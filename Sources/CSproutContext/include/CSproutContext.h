@@ -21,6 +21,8 @@ extern "C" {
 /// must start zeroed and stay at a stable address for the greenlet's whole life.
 typedef struct sprout_context {
     void *sp;                 ///< Saved stack pointer while suspended.
+    // Written on every switch: kept in the first cache line with `sp` and `exclusivity`.
+    uintptr_t switch_fp;      ///< Frame pointer of the switch that suspended it (for backtraces).
     void *exclusivity[2];     ///< Swift access-set segment (head, tail), zeroed at creation.
     int saved_errno;          ///< The greenlet's errno while it is suspended.
     int reserved;
@@ -32,7 +34,6 @@ typedef struct sprout_context {
     uintptr_t walk_low;       ///< Bounds a frame-pointer walk of this context may read
     uintptr_t walk_high;      ///< (the thread's own stack for a main context).
     void *tsan_fiber;         ///< ThreadSanitizer's fiber for this context (TSan builds only).
-    uintptr_t switch_fp;      ///< Frame pointer of the switch that suspended it (for backtraces).
     void *asan_fake_stack;    ///< AddressSanitizer's fake stack while suspended (ASan builds only).
     struct sprout_backtrace *last_throw; ///< Where code on this context last threw (see sprout_throw_tracing_install).
 } sprout_context_t;

@@ -128,7 +128,7 @@ public final class Hub {
     public var switchInterval: Duration = .milliseconds(5) {
         didSet { switchIntervalNanos = switchInterval.nanoseconds }
     }
-    var switchIntervalNanos: UInt64 = 5_000_000
+    @exclusivity(unchecked) var switchIntervalNanos: UInt64 = 5_000_000
 
     private init() throws {
         thread = pthread_self()
