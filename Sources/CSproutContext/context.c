@@ -163,6 +163,12 @@ void sprout_context_retire(sprout_context_t *ctx) {
     (void)ctx;
 }
 
+#if defined(SPROUT_ASAN) || defined(SPROUT_TSAN)
+const int sprout_context_sanitized = 1;
+#else
+const int sprout_context_sanitized = 0;
+#endif
+
 void sprout_context_entered(void) {
     // The first code of a new greenlet: the switch that started it has to be finished here.
 #ifdef SPROUT_ASAN

@@ -64,6 +64,11 @@ __attribute__((noreturn)) void sprout_context_switch_final(sprout_context_t *fro
 /// fiber). Called on another context before the stack is reused or given back.
 void sprout_context_retire(sprout_context_t *ctx);
 
+/// 1 when the C code is built under a sanitizer that follows greenlets (AddressSanitizer or
+/// ThreadSanitizer): then `sprout_context_entered` and `sprout_context_retire` must be
+/// called; 0 otherwise, and the runtime skips those calls (but for a throw trace to free).
+extern const int sprout_context_sanitized;
+
 /// Called first thing by a new greenlet's entry function (completes the sanitizers' view of
 /// the switch that started it; does nothing in other builds).
 void sprout_context_entered(void);

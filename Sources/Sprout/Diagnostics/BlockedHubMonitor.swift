@@ -10,12 +10,12 @@ import Synchronization
 /// A greenlet that computes without reaching a switch point (or calls a blocking C function)
 /// stalls every other greenlet of its hub. The monitor looks at each hub's loop-turn counter
 /// every quarter of the threshold; a hub whose counter has not moved for longer than the
-/// threshold — while its thread waits on it and it is not sleeping in `epoll_wait` — is
+/// threshold — while it has greenlets and is not sleeping in `epoll_wait` — is
 /// reported once per episode: the hub, the running greenlet's name and id, how long the hub
 /// has been stuck, and the backtrace of the code that is running, taken on that thread by a
 /// signal (`SIGURG`) and named here, off the hub's path.
 ///
-/// Off unless started. While off it costs the hubs two relaxed stores per loop turn; while on,
+/// Off unless started. While off it costs the hubs three relaxed stores per loop turn; while on,
 /// one thread waking every `threshold / 4`.
 ///
 /// The sampling signal interrupts the blocked code once per report. It is installed with
@@ -139,7 +139,7 @@ public enum BlockedHubMonitor {
                 let key = ObjectIdentifier(beacon)
                 seen.insert(key)
                 let turns = beacon.turns.load(ordering: .relaxed)
-                let quiet = beacon.sleeping.load(ordering: .relaxed) || !beacon.serving.load(ordering: .relaxed)
+                let quiet = beacon.sleeping.load(ordering: .relaxed) || !beacon.hasGreenlets.load(ordering: .relaxed)
                 guard var watch = watches[key], watch.turns == turns, !quiet else {
                     watches[key] = Watch(turns: turns, since: now, reported: false)
                     continue

@@ -2,8 +2,8 @@ import Glibc
 import Synchronization
 
 /// What other threads may know of a hub without touching it: its heartbeat (the loop-turn
-/// counter), whether it sleeps in `epoll_wait`, whether its thread's own code waits on it,
-/// and the way in (its inbox). The hub writes these with plain relaxed stores, one or two a
+/// counter), whether it sleeps in `epoll_wait`, whether it has greenlets that could be
+/// starved, and the way in (its inbox). The hub writes these with plain relaxed stores, one or two a
 /// loop turn; the blocked-hub monitor and ``Hub/runInfo(timeout:)`` read them.
 final class HubBeacon: Sendable {
     /// Small number of the hub in the process, from 1, in order of creation.
@@ -14,10 +14,10 @@ final class HubBeacon: Sendable {
     let turns = Atomic<UInt64>(0)
     /// True while the hub sleeps in `epoll_wait`: not turning then is not being blocked.
     let sleeping = Atomic<Bool>(false)
-    /// True while the thread's own code (its main greenlet) waits on the hub: only then is the
-    /// hub expected to turn. A thread that got a hub in passing and runs plain code is not
-    /// blocked, merely busy.
-    let serving = Atomic<Bool>(false)
+    /// True if the hub had greenlets of its own at its last turn: only then can it be blocked.
+    /// A thread that got a hub in passing (a pool worker, say) and runs plain code has none,
+    /// and is not blocked, merely busy. Stored once a loop turn, not on the switch path.
+    let hasGreenlets = Atomic<Bool>(false)
 
     init(number: Int, thread: pthread_t, inbox: HubInbox) {
         self.number = number

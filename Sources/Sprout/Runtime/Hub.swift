@@ -189,7 +189,7 @@ public final class Hub {
         greenlet.state = .started
         sprout_context_init(context, stack.low, UnsafeMutableRawPointer(context), stack.guardLow, { arg in
             // No strong reference may live in this frame: it is abandoned when the hub ends.
-            sprout_context_entered()
+            if sprout_context_sanitized != 0 { sprout_context_entered() }
             Unmanaged<Hub>.fromOpaque(arg!)._withUnsafeGuaranteedRef { $0.runLoop() }
         }, Unmanaged.passUnretained(self).toOpaque())
         return greenlet

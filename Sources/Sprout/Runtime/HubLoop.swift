@@ -10,6 +10,7 @@ extension Hub {
         while true {
             loopTurns &+= 1
             beacon.turns.store(loopTurns, ordering: .relaxed)
+            beacon.hasGreenlets.store(liveCount > 0, ordering: .relaxed)
             reclaimDead()
             runCallbacks()
             runReadyTurn()

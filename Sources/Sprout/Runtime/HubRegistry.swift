@@ -31,7 +31,7 @@ extension Hub {
         greenlet.stack = stack
         greenlet.assignIdentity(id: id, name: name)
         sprout_context_init(context, stack.low, UnsafeMutableRawPointer(context), stack.guardLow, { arg in
-            sprout_context_entered()
+            if sprout_context_sanitized != 0 { sprout_context_entered() }
             Hub.runGreenlet(arg!)
         }, Unmanaged.passUnretained(greenlet).toOpaque())
         register(greenlet)
@@ -77,7 +77,9 @@ extension Hub {
             let greenlet = node.takeUnretainedValue()
             if let stack = greenlet.stack {
                 greenlet.stack = nil
-                sprout_context_retire(greenlet.context)
+                if sprout_context_sanitized != 0 || greenlet.context.pointee.last_throw != nil {
+                    sprout_context_retire(greenlet.context)
+                }
                 stacks.release(stack)
             }
             unregister(node)

@@ -27,10 +27,7 @@ extension Hub {
             if let deadline {
                 timers.schedule(at: deadline, .wake(greenlet.timerTarget, token: greenlet.waitToken))
             }
-            let isMain = greenlet.context == mainContext
-            if isMain { beacon.serving.store(true, ordering: .relaxed) }
             switchAway(from: greenlet)
-            if isMain { beacon.serving.store(false, ordering: .relaxed) }
             if let error = greenlet.resumeError {
                 greenlet.resumeError = nil
                 if deadline != nil && greenlet.wokenNormally { timers.noteCancelled(isLive: isLive) }
@@ -61,10 +58,7 @@ extension Hub {
         greenlet.waitToken &+= 1
         greenlet.waitingOn = "sleep(for: .zero)"
         yielded.push(.passUnretained(greenlet))
-        let isMain = greenlet.context == mainContext
-        if isMain { beacon.serving.store(true, ordering: .relaxed) }
         switchAway(from: greenlet)
-        if isMain { beacon.serving.store(false, ordering: .relaxed) }
         if let error = greenlet.resumeError {
             greenlet.resumeError = nil
             throw error
