@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "Sprout", targets: ["Sprout"]),
         .library(name: "SproutHTTP", targets: ["SproutHTTP"]),
+        .library(name: "SproutAsync", targets: ["SproutAsync"]),
         .executable(name: "sprout", targets: ["sprout"]),
         .executable(name: "sprout-bench", targets: ["sprout-bench"]),
     ],
@@ -44,6 +45,11 @@ let package = Package(
             ],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
+        .target(
+            name: "SproutAsync",
+            dependencies: ["Sprout"],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
         .executableTarget(
             name: "sprout",
             dependencies: [
@@ -57,6 +63,7 @@ let package = Package(
             name: "sprout-bench",
             dependencies: [
                 "Sprout",
+                "SproutAsync",
                 "CEchoPeer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -65,6 +72,10 @@ let package = Package(
         .testTarget(
             name: "SproutTests",
             dependencies: ["Sprout", "SproutTestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "SproutAsyncTests",
+            dependencies: ["SproutAsync", "Sprout"]
         ),
         .testTarget(
             name: "SproutHTTPTests",

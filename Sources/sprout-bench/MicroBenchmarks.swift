@@ -1,4 +1,5 @@
 @_spi(Benchmarks) import Sprout
+import SproutAsync
 
 /// A micro-benchmark: how to measure Sprout, and its peer.
 struct BenchmarkOptions: Sendable {
@@ -15,7 +16,7 @@ struct MicroBenchmark: Sendable {
 enum MicroBenchmarks {
     static let all: [MicroBenchmark] = [switchRow, spawnJoinRow, eventRoundTripRow, queueHandoffRow,
                                         sleep0Row(100, "sleep0"), sleep0Row(10_000, "sleep0_10k"), idleRSSRow,
-                                        threadPoolRow, monitoredRow, EchoMicro.row]
+                                        threadPoolRow, asyncBridgeRow, monitoredRow, EchoMicro.row]
 
     static let switchRow = MicroBenchmark(name: "switch", unit: "ns/switch") { options in let samples = options.samples
         let iterations = 2_000_000
@@ -169,6 +170,26 @@ enum MicroBenchmarks {
         }
         let peer = options.peers ? await median(samples) { await ConcurrencyPeers.dispatchRoundTrip(iterations) } : 0
         return BenchmarkRow(name: "threadpool_roundtrip", unit: "ns/roundtrip", sprout: sprout,
+                            peers: [("dispatch_global_continuation", peer)])
+    }
+
+    /// A greenlet awaiting a Swift concurrency task through `awaitAsync` and getting its
+    /// result back (greenlet → task → greenlet), beside a hop to Dispatch and back.
+    static let asyncBridgeRow = MicroBenchmark(name: "async_bridge_roundtrip", unit: "ns/roundtrip") { options in
+        let samples = options.samples
+        let iterations = 50_000
+        let sprout = try await median(samples) {
+            try await GreenThread.run {
+                let clock = ContinuousClock()
+                let start = clock.now
+                for index in 0..<iterations {
+                    _ = try awaitAsync { index }
+                }
+                return (clock.now - start).nanoseconds / Double(iterations)
+            }
+        }
+        let peer = options.peers ? await median(samples) { await ConcurrencyPeers.dispatchRoundTrip(iterations) } : 0
+        return BenchmarkRow(name: "async_bridge_roundtrip", unit: "ns/roundtrip", sprout: sprout,
                             peers: [("dispatch_global_continuation", peer)])
     }
 }

@@ -94,6 +94,16 @@ public final class ThreadPool: Sendable {
         return try outcome.value!.get()
     }
 
+    /// Runs `job` on one of the pool's threads and returns at once, without waiting for it:
+    /// callable from any thread, greenlet or not (``run(_:)`` is the waiting form for greenlets).
+    /// An idle worker spins briefly before sleeping, so jobs that arrive close together start
+    /// in well under a microsecond.
+    ///
+    /// - Throws: ``SystemError`` if the pool has no thread and none can be started.
+    public func execute(_ job: @escaping @Sendable () -> Void) throws {
+        try submit(job)
+    }
+
     private func submit(_ job: @escaping @Sendable () -> Void) throws {
         let startThread = state.withLock { state -> Bool in
             state.jobs.append(job)
