@@ -47,7 +47,7 @@ let package = Package(
         ),
         .target(
             name: "SproutAsync",
-            dependencies: ["Sprout"],
+            dependencies: ["Sprout", .product(name: "DequeModule", package: "swift-collections")],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
         .executableTarget(
