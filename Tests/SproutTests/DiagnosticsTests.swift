@@ -7,7 +7,7 @@ import Testing
 /// Computes for `duration` without a switch point, reading the clock rarely so that a sample
 /// almost always lands in this function's own code.
 @inline(never)
-func hogTheHubWithoutYielding(for duration: Duration) -> UInt64 {
+func hogTheHubWithoutYielding(for duration: Duration, until done: () -> Bool = { false }) -> UInt64 {
     let end = ContinuousClock.now + duration
     var state: UInt64 = 0x9E37_79B9_7F4A_7C15
     while true {
@@ -18,7 +18,7 @@ func hogTheHubWithoutYielding(for duration: Duration) -> UInt64 {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             round &+= 1
         }
-        if ContinuousClock.now >= end { return state }
+        if ContinuousClock.now >= end || done() { return state }
     }
 }
 
@@ -90,7 +90,11 @@ struct DiagnosticsTests {
         try BlockedHubMonitor.start(threshold: .milliseconds(50), logger: logger) { box.add($0) }
         defer { BlockedHubMonitor.stop() }
         try await green { () throws in
-            let hog = spawn(name: "cpu-hog") { hogTheHubWithoutYielding(for: .milliseconds(400)) }
+            // Hogs until its report is in (or 20 s): on a loaded machine, or under a sanitizer,
+            // the monitor may take a while to get an answer from the thread.
+            let hog = spawn(name: "cpu-hog") {
+                hogTheHubWithoutYielding(for: .seconds(20)) { box.all.contains { $0.greenletName == "cpu-hog" } }
+            }
             _ = try hog.get()
             // Reports are named and delivered on a thread of their own: wait for ours.
             let deadline = ContinuousClock.now + .seconds(20)

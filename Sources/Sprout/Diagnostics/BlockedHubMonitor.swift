@@ -125,6 +125,7 @@ public enum BlockedHubMonitor {
         var turns: UInt64
         var since: UInt64
         var reported: Bool
+        var failedSamples: Int
     }
 
     private static func watch(generation: UInt64) {
@@ -141,12 +142,20 @@ public enum BlockedHubMonitor {
                 let turns = beacon.turns.load(ordering: .relaxed)
                 let quiet = beacon.sleeping.load(ordering: .relaxed) || !beacon.hasGreenlets.load(ordering: .relaxed)
                 guard var watch = watches[key], watch.turns == turns, !quiet else {
-                    watches[key] = Watch(turns: turns, since: now, reported: false)
+                    watches[key] = Watch(turns: turns, since: now, reported: false, failedSamples: 0)
                     continue
                 }
                 if !watch.reported && now &- watch.since >= threshold {
-                    watch.reported = true
-                    report(beacon, blockedFor: now &- watch.since, settings: settings)
+                    // A thread that did not answer the sample in time (ThreadSanitizer defers
+                    // signals; a loaded machine delays them) is asked again on the next looks;
+                    // after three tries the report goes out without a backtrace.
+                    let answered = report(beacon, blockedFor: now &- watch.since, settings: settings,
+                                          lastTry: watch.failedSamples >= 2)
+                    if answered || watch.failedSamples >= 2 {
+                        watch.reported = true
+                    } else {
+                        watch.failedSamples += 1
+                    }
                 }
                 watches[key] = watch
             }
@@ -154,9 +163,12 @@ public enum BlockedHubMonitor {
         }
     }
 
-    private static func report(_ beacon: HubBeacon, blockedFor: UInt64, settings: Settings) {
+    /// Samples the blocked hub's thread and hands the report to a thread of its own. Returns
+    /// false, reporting nothing, if the thread did not answer and this is not the `lastTry`.
+    private static func report(_ beacon: HubBeacon, blockedFor: UInt64, settings: Settings, lastTry: Bool) -> Bool {
         var raw = sprout_backtrace_t()
-        let rc = sprout_sample_thread(beacon.thread, samplingSignal, &raw, 200_000_000)
+        let rc = sprout_sample_thread(beacon.thread, samplingSignal, &raw, 100_000_000)
+        guard rc == 0 || lastTry else { return false }
         // The hub may have turned meanwhile; the sample still shows what held it.
         let sample = rc == 0 ? RawBacktrace(raw) : nil
         // Naming the frames can take a while (symbol tables, debug information): on a thread
@@ -173,6 +185,7 @@ public enum BlockedHubMonitor {
         if started != 0 {
             Unmanaged<ReportJob>.fromOpaque(job).takeRetainedValue().run()
         }
+        return rc == 0
     }
 
     private final class ReportJob {
