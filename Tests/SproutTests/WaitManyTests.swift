@@ -6,13 +6,19 @@ import Testing
 struct WaitManyTests {
     @Test func iwaitYieldsTheReadyFirstThenInTheOrderTheyGetReady() async throws {
         try await green { () throws in
-            let slow = spawn { try sleep(for: .milliseconds(30)) }
-            let fast = spawn { try sleep(for: .milliseconds(5)) }
+            // The order is made by events, not by sleeps of different lengths: under a
+            // sanitizer on a loaded machine two greenlets' sleeps can start far apart.
+            let gate = Event()
+            let slow = spawn { try gate.wait() }
+            let fast = spawn { try sleep(for: .milliseconds(1)) }
             let event = Event()
             event.set()
-            var order: [Int] = []
             var ready = iwait([slow, fast, event])
-            while let index = try ready.nextReady() { order.append(index) }
+            var order: [Int] = []
+            while let index = try ready.nextReady() {
+                order.append(index)
+                if index == 1 { gate.set() }   // the slow one gets ready only after the fast one
+            }
             #expect(order == [2, 1, 0])
         }
     }
