@@ -176,14 +176,24 @@ void sprout_context_entered(void) {
 #endif
 }
 
+// What both switches do just before the stack changes: detach the outgoing greenlet's open
+// Swift accesses from the thread's list and splice in the incoming one's (a zeroed segment on
+// first exit claims everything then open, which is right for a thread's main context: its
+// accesses were all begun by its own frames), record the running context, and tell TSan. A
+// macro for the reason given above SANITIZER_ASAN_START: nothing may return after the TSan
+// switch.
+#define HAND_OVER(from, to) do { \
+        if (__builtin_expect(hooks_state == 1, 1)) { \
+            swift_task_exitThreadLocalContext((char *)(from)->exclusivity); \
+            swift_task_enterThreadLocalContext((char *)(to)->exclusivity); \
+        } \
+        current_context = (to); \
+        SANITIZER_TSAN_SWITCH(to); \
+    } while (0)
+
 void sprout_context_switch_final(sprout_context_t *from, sprout_context_t *to) {
     SANITIZER_ASAN_START(from, to, 1);
-    if (__builtin_expect(hooks_state == 1, 1)) {
-        swift_task_exitThreadLocalContext((char *)from->exclusivity);
-        swift_task_enterThreadLocalContext((char *)to->exclusivity);
-    }
-    current_context = to;
-    SANITIZER_TSAN_SWITCH(to);
+    HAND_OVER(from, to);
     sprout_stack_switch(&from->sp, to->sp);
     __builtin_unreachable();
 }
@@ -194,15 +204,7 @@ void sprout_context_switch(sprout_context_t *from, sprout_context_t *to) {
     // This frame's own frame pointer (asking for it makes the compiler keep one even where it
     // omits them), so that a parked greenlet's stack can be walked from here (run-info dumps).
     from->switch_fp = (uintptr_t)__builtin_frame_address(0);
-    if (__builtin_expect(hooks_state == 1, 1)) {
-        // Detach the outgoing greenlet's open accesses from the thread's list, splice in the
-        // incoming one's. A zeroed segment on first exit claims everything then open, which is
-        // right for a thread's main context: its accesses were all begun by its own frames.
-        swift_task_exitThreadLocalContext((char *)from->exclusivity);
-        swift_task_enterThreadLocalContext((char *)to->exclusivity);
-    }
-    current_context = to;
-    SANITIZER_TSAN_SWITCH(to);
+    HAND_OVER(from, to);
     sprout_stack_switch(&from->sp, to->sp);
     // Back in `from`, possibly much later.
     sanitizer_after_switch(from);

@@ -69,21 +69,9 @@ struct Serve: ParsableCommand {
             try onSignal(signal) { server.stop(timeout: drain) }
         }
         try onSignal(SIGUSR1) {
-            writeRunInfo(Hub.runInfo())
+            Hub.runInfo().writeToStandardError()
         }
         try server.serveForever()
     }
 }
 
-/// Writes a run-info dump to stderr in one go.
-private func writeRunInfo(_ info: RunInfo) {
-    var text = info.description
-    text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-            if written <= 0 { break }
-            offset += written
-        }
-    }
-}

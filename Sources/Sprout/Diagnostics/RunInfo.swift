@@ -25,6 +25,7 @@ public struct RunInfo: Sendable, CustomStringConvertible {
         public let id: UInt64
         /// Its name (`Greenlet-<id>` unless given one; `main` and `hub` for a hub's own).
         public let name: String
+        /// Where it stood when the snapshot was taken.
         public let state: State
         /// What it waits on while parked (`Event.wait`, `Socket.recv`, `sleep`…).
         public let waitingOn: String?
@@ -67,6 +68,12 @@ public struct RunInfo: Sendable, CustomStringConvertible {
 
     /// Every greenlet of every hub, in hub order.
     public var greenlets: [Greenlet] { hubs.flatMap { $0.greenlets + ($0.blocked.map { [$0] } ?? []) } }
+
+    /// Writes ``description`` to standard error in one `write` loop, bypassing stdio (safe
+    /// to call from any thread, and from a signal handler's greenlet).
+    public func writeToStandardError() {
+        Sprout.writeToStandardError(description)
+    }
 
     public var description: String {
         "sprout run info: \(hubs.count) hub(s)\n" + hubs.map(\.description).joined(separator: "\n") + "\n"
