@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "Sprout", targets: ["Sprout"]),
         .library(name: "SproutHTTP", targets: ["SproutHTTP"]),
+        .library(name: "SproutTLS", targets: ["SproutTLS"]),
         .library(name: "SproutAsync", targets: ["SproutAsync"]),
         .executable(name: "sprout", targets: ["sprout"]),
         .executable(name: "sprout-bench", targets: ["sprout-bench"]),
@@ -36,10 +37,33 @@ let package = Package(
             ],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "CSproutTLS",
+            dependencies: ["COpenSSL"],
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "SproutTLS",
+            dependencies: ["Sprout", "COpenSSL", "CSproutTLS"],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
         .target(
             name: "SproutHTTP",
             dependencies: [
                 "Sprout",
+                "SproutTLS",
+                "CZlib",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -55,6 +79,7 @@ let package = Package(
             dependencies: [
                 "Sprout",
                 "SproutHTTP",
+                "SproutTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

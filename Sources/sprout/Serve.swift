@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import Sprout
 import SproutHTTP
+import SproutTLS
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,7 +39,18 @@ struct Serve: ParsableCommand {
     @Option(help: "Milliseconds a hub may go without turning before the monitor reports it (0: no monitor).")
     var blockThreshold = 100
 
+    @Option(help: "PEM file of the certificate chain: serve HTTPS (with --tls-key).")
+    var tlsCert: String?
+
+    @Option(help: "PEM file of the private key of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "Seconds a client has to finish its TLS handshake.")
+    var tlsHandshakeTimeout: Double = 10
+
     func validate() throws {
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard tlsHandshakeTimeout > 0 else { throw ValidationError("--tls-handshake-timeout must be positive") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard blockThreshold >= 0 else { throw ValidationError("--block-threshold must be 0 or more") }
@@ -53,16 +65,25 @@ struct Serve: ParsableCommand {
             handler.logLevel = .info
             return handler
         }
-        let configuration = HTTPServer.Configuration(
+        var configuration = HTTPServer.Configuration(
             host: host, port: port, maxConnections: maxConnections,
             headerTimeout: .milliseconds(Int(headerTimeout * 1000)), idleTimeout: .milliseconds(Int(idleTimeout * 1000)),
             accessLog: accessLog)
+        if let tlsCert, let tlsKey {
+            configuration.tls = .server(certificateChainFile: tlsCert, privateKeyFile: tlsKey,
+                                        applicationProtocols: ["http/1.1"],
+                                        handshakeTimeout: .milliseconds(Int(tlsHandshakeTimeout * 1000)))
+        }
         let server = HTTPServer(configuration: configuration, responder: DemoApp.router())
         if blockThreshold > 0 {
             try BlockedHubMonitor.start(threshold: .milliseconds(blockThreshold))
         }
-        try server.start()
-        print("sprout serve: listening on http://\(host):\(server.port)")
+        do {
+            try server.start()
+        } catch let error as TLSError {
+            throw ValidationError("\(error)")
+        }
+        print("sprout serve: listening on \(tlsCert == nil ? "http" : "https")://\(host):\(server.port)")
         fflush(nil)
         let drain = Duration.milliseconds(Int(drainTimeout * 1000))
         for signal in [SIGINT, SIGTERM] {

@@ -2,6 +2,7 @@ import Glibc
 import HTTPTypes
 import Logging
 import Sprout
+import SproutTLS
 
 /// One client connection: reads requests in order, hands each to the responder, writes its
 /// response, and waits for the next one (keep-alive) in the connection's own greenlet.
@@ -10,7 +11,9 @@ import Sprout
 /// is closed to admit a new one when the server is full), and after a short grace period it
 /// gives back its read buffer and the stack pages its last request touched.
 final class HTTPConnection {
-    let socket: Socket
+    /// The socket, or TLS on it once the handshake is done.
+    @exclusivity(unchecked) var transport: Transport
+    var socket: Socket { transport.socket }
     let peer: SocketAddress
     /// The server outlives every connection it serves (stop joins them), so no reference count.
     unowned(unsafe) let server: HTTPServer
@@ -34,7 +37,7 @@ final class HTTPConnection {
     @exclusivity(unchecked) private var drainWoken = false
 
     init(socket: Socket, peer: SocketAddress, server: HTTPServer) {
-        self.socket = socket
+        transport = Transport(socket: socket)
         // A client that sends urgent data only delays its own connection (up to its timeouts).
         socket.shortReadsDrain = true
         self.peer = peer
@@ -49,9 +52,18 @@ final class HTTPConnection {
         defer {
             input.release(to: pool)
             server.connectionEnded(self)
-            socket.close()
+            transport.close()
         }
         do {
+            if let context = server.tlsContext {
+                do {
+                    try transport.acceptTLS(context)
+                } catch let error as TLSError {
+                    // Stalled, broken or plain-text clients: their business, one debug line each.
+                    server.logger.debug("TLS handshake failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                    return
+                }
+            }
             try serve()
         } catch is GreenletExit {
             throw GreenletExit()
@@ -115,10 +127,10 @@ final class HTTPConnection {
             }
             let remaining = deadline! - .now
             guard remaining > .zero else { throw HTTPParseError(statusCode: 408, reason: "request head not received in time") }
-            socket.timeout = remaining
+            transport.timeout = remaining
             let count: Int
             do {
-                count = try socket.recv(into: space)
+                count = try transport.recv(into: space)
             } catch let error as SystemError where error.errno == ETIMEDOUT {
                 throw HTTPParseError(statusCode: 408, reason: "request head not received in time")
             }
@@ -139,9 +151,9 @@ final class HTTPConnection {
             guard let space = try input.receiveSpace(limit: configuration.headLimits.maxHeadLength + 1, pool: pool) else {
                 return false
             }
-            socket.timeout = grace
+            transport.timeout = grace
             do {
-                let count = try socket.recv(into: space)
+                let count = try transport.recv(into: space)
                 if count == 0 { return false }
                 input.didReceive(count)
                 return true
@@ -149,7 +161,7 @@ final class HTTPConnection {
             // A long wait: hold no buffer and no stack pages below this frame while parked.
             input.release(to: pool)
             releaseUnusedStackPages()
-            guard try socket.wait(readable: true, timeout: idleTimeout - grace) else { return false }
+            guard try transport.waitReadable(timeout: idleTimeout - grace) else { return false }
             return try receiveNow()
         } catch is GreenletExit where server.isDraining && !drainWoken {
             // Woken by a graceful stop: answer a request that is already here, else close.
@@ -162,7 +174,7 @@ final class HTTPConnection {
         guard let space = try input.receiveSpace(limit: configuration.headLimits.maxHeadLength + 1, pool: pool) else {
             return false
         }
-        guard let count = try socket.tryRecv(into: space), count > 0 else { return false }
+        guard let count = try transport.tryRecv(into: space), count > 0 else { return false }
         input.didReceive(count)
         return true
     }
@@ -257,9 +269,9 @@ final class HTTPConnection {
             input.consume(count)
             return count
         }
-        socket.timeout = configuration.bodyReadTimeout
+        transport.timeout = configuration.bodyReadTimeout
         do {
-            return try socket.recv(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted]))
+            return try transport.recv(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted]))
         } catch let error as SystemError where error.errno == ETIMEDOUT {
             throw HTTPError.closing(.requestTimeout, message: "request body not received in time")
         }
@@ -268,9 +280,9 @@ final class HTTPConnection {
     /// Receives more bytes into the input buffer for the chunked decoder. False at end of stream.
     func receiveBodyBytes() throws -> Bool {
         guard let space = try input.receiveSpace(limit: pool.bufferSize, pool: pool) else { return true }
-        socket.timeout = configuration.bodyReadTimeout
+        transport.timeout = configuration.bodyReadTimeout
         do {
-            let count = try socket.recv(into: space)
+            let count = try transport.recv(into: space)
             input.didReceive(count)
             return count > 0
         } catch let error as SystemError where error.errno == ETIMEDOUT {
@@ -279,8 +291,8 @@ final class HTTPConnection {
     }
 
     func sendContinue() throws {
-        socket.timeout = configuration.writeTimeout
-        try socket.sendAll("HTTP/1.1 100 Continue\r\n\r\n")
+        transport.timeout = configuration.writeTimeout
+        try transport.sendAll("HTTP/1.1 100 Continue\r\n\r\n")
     }
 
     // MARK: Errors and closing
@@ -299,18 +311,18 @@ final class HTTPConnection {
     /// Half-closes, then reads and drops what the client still sends for a moment, so that
     /// the response is not destroyed by a reset (RFC 9112 §9.6).
     private func lingeringClose() {
-        guard !socket.isClosed else { return }
-        try? socket.shutdown(.write)
-        socket.timeout = configuration.lingerTimeout
+        guard !transport.isClosed else { return }
+        try? transport.shutdownWrite()
+        transport.timeout = configuration.lingerTimeout
         var discarded = 0
         while discarded < 256 * 1024 {
             input.consume(input.count)
             guard let space = try? input.receiveSpace(limit: pool.bufferSize, pool: pool),
-                  let count = try? socket.recv(into: space), count > 0 else { break }
+                  let count = try? transport.recv(into: space), count > 0 else { break }
             discarded += count
         }
         input.consume(input.count)
-        socket.close()
+        transport.close()
     }
 }
 

@@ -1,6 +1,7 @@
 import Glibc
 public import Logging
 import Sprout
+public import SproutTLS
 
 /// An HTTP/1.1 server: one greenlet per connection, handlers written as plain blocking code.
 ///
@@ -58,6 +59,10 @@ public final class HTTPServer {
         /// Stack bytes of each connection's greenlet (handlers with deep recursion or large
         /// frames need more); nil for the default 256 KiB.
         public var connectionStackSize: Int?
+        /// Serves HTTPS with this configuration (certificate, key, ALPN, handshake timeout);
+        /// nil serves plain HTTP. The handshake runs in the connection's greenlet: one that
+        /// fails or stalls (cut at the handshake timeout) never holds up other connections.
+        public var tls: TLSConfiguration?
 
         /// A configuration with the documented defaults: port 8080, 10,000 connections,
         /// header timeout 10 s, idle 10 s, body read 30 s, write 30 s, 2 MiB bodies.
@@ -66,7 +71,8 @@ public final class HTTPServer {
                     bodyReadTimeout: Duration = .seconds(30), writeTimeout: Duration = .seconds(30),
                     maxBodySize: Int = 2 << 20, headLimits: HeadLimits = HeadLimits(), accessLog: Bool = false,
                     maxDiscardedBodyBytes: Int = 256 * 1024, idleGrace: Duration = .milliseconds(50),
-                    lingerTimeout: Duration = .milliseconds(500), connectionStackSize: Int? = nil) {
+                    lingerTimeout: Duration = .milliseconds(500), connectionStackSize: Int? = nil,
+                    tls: TLSConfiguration? = nil) {
             self.host = host
             self.port = port
             self.backlog = backlog
@@ -82,6 +88,7 @@ public final class HTTPServer {
             self.idleGrace = idleGrace
             self.lingerTimeout = lingerTimeout
             self.connectionStackSize = connectionStackSize
+            self.tls = tls
         }
     }
 
@@ -94,6 +101,8 @@ public final class HTTPServer {
     let responder: any HTTPResponder
     let bufferPool = BufferPool(bufferSize: 16 * 1024, hotLimit: 64)
     let dateCache = DateCache()
+    /// Made from ``Configuration/tls`` by ``start()``.
+    private(set) var tlsContext: TLSContext?
     @exclusivity(unchecked) private var state = State.created
     private var listener: Socket?
     private var acceptor: Greenlet<Void>?
@@ -140,10 +149,11 @@ public final class HTTPServer {
     /// Binds, listens and starts accepting in a new greenlet; returns at once. Raises the
     /// process's open-file limit to its hard limit first.
     ///
-    /// - Throws: ``SystemError`` (`EADDRINUSE`, …), ``ResolverError``;
-    ///   ``ServerError/alreadyStarted`` if started before.
+    /// - Throws: ``SystemError`` (`EADDRINUSE`, …), ``ResolverError``; ``TLSError`` for a
+    ///   certificate or key that does not load; ``ServerError/alreadyStarted`` if started before.
     public func start() throws {
         guard state == .created else { throw ServerError.alreadyStarted }
+        if let tls = configuration.tls { tlsContext = try TLSContext(configuration: tls) }
         _ = try? raiseOpenFileLimit()
         let listener = try Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
         self.listener = listener

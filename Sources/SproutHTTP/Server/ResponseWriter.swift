@@ -15,7 +15,7 @@ enum ResponseWriter {
     /// connection cannot carry another request (close-delimited or short stream, handler asked).
     static func write(_ response: Response, on connection: HTTPConnection, isHead: Bool, minorVersion: Int,
                       keepAlive: inout Bool) throws -> Int {
-        let socket = connection.socket
+        let socket = connection.transport
         socket.timeout = connection.configuration.writeTimeout
         var out = try OutputBuffer(pool: connection.pool)
         var ownsOut = true
@@ -110,7 +110,7 @@ enum ResponseWriter {
     }
 
     @inline(__always)
-    private static func sendHeadAndBody(_ out: inout OutputBuffer, _ body: UnsafeRawBufferPointer, _ socket: Socket) throws {
+    private static func sendHeadAndBody(_ out: inout OutputBuffer, _ body: UnsafeRawBufferPointer, _ socket: Transport) throws {
         if body.count <= inlineBodyLimit {
             out.append(body)
             try socket.sendAll(out.bytes)
@@ -126,7 +126,7 @@ enum ResponseWriter {
 ///
 /// Handed to a ``ResponseBody/stream(length:_:)`` closure; valid only while it runs.
 public final class ResponseBodyWriter {
-    private let socket: Socket
+    private let socket: Transport
     private var out: OutputBuffer
     private let chunked: Bool
     private let declaredLength: Int?
@@ -136,7 +136,7 @@ public final class ResponseBodyWriter {
     /// Body bytes written so far (chunk framing excluded).
     public private(set) var bytesWritten = 0
 
-    init(socket: Socket, head: OutputBuffer, chunked: Bool, declaredLength: Int?) {
+    init(socket: Transport, head: OutputBuffer, chunked: Bool, declaredLength: Int?) {
         self.socket = socket
         out = head
         self.chunked = chunked
