@@ -81,6 +81,7 @@ let package = Package(
                 "SproutHTTP",
                 "SproutTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         .target(name: "CEchoPeer", cSettings: [.define("_GNU_SOURCE")]),

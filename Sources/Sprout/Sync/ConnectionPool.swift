@@ -62,35 +62,7 @@ public final class ConnectionPool<Connection> {
     }
 
     /// Counters of a pool, for logs and metrics.
-    public struct Statistics: Sendable, Equatable, CustomStringConvertible {
-        /// Connections open now (idle plus in use).
-        public var open: Int
-        /// Open connections waiting in the idle list.
-        public var idle: Int
-        /// Connections held by greenlets now.
-        public var inUse: Int
-        /// Greenlets waiting for a connection now.
-        public var waiting: Int
-        /// Connections opened since the pool was created.
-        public var created: Int
-        /// Connections closed by the pool since it was created (broken, expired, failed a
-        /// health check, not reusable, beyond `maxIdle`, or closed with the pool).
-        public var discarded: Int
-
-        /// Creates counters (for comparisons in tests and logs).
-        public init(open: Int, idle: Int, inUse: Int, waiting: Int, created: Int, discarded: Int) {
-            self.open = open
-            self.idle = idle
-            self.inUse = inUse
-            self.waiting = waiting
-            self.created = created
-            self.discarded = discarded
-        }
-
-        public var description: String {
-            "open \(open) (idle \(idle), in use \(inUse)), waiting \(waiting), created \(created), discarded \(discarded)"
-        }
-    }
+    public typealias Statistics = ConnectionPoolStatistics
 
     private struct Idle {
         let connection: Connection
@@ -160,7 +132,17 @@ public final class ConnectionPool<Connection> {
     /// - Note: A switch point when it waits for a connection or opens one.
     @discardableResult
     public func withConnection<R>(_ body: (Connection) throws -> R) throws -> R {
-        let lease = try checkOut()
+        try withConnection(fresh: false, checkoutTimeout: configuration.checkoutTimeout, body)
+    }
+
+    /// ``withConnection(_:)`` with a connection opened for this call (`fresh`: an idle one is
+    /// closed to make room, so the limit holds), or with its own checkout timeout.
+    ///
+    /// A client retrying on a new connection after a reused one turned out dead uses `fresh`.
+    /// - Throws: as ``withConnection(_:)``.
+    @discardableResult
+    public func withConnection<R>(fresh: Bool, checkoutTimeout: Duration?, _ body: (Connection) throws -> R) throws -> R {
+        let lease = try checkOut(fresh: fresh, timeout: checkoutTimeout)
         let result: R
         do {
             result = try body(lease.connection)
@@ -189,10 +171,10 @@ public final class ConnectionPool<Connection> {
         let opened: UInt64
     }
 
-    private func checkOut() throws -> Lease {
+    private func checkOut(fresh: Bool, timeout: Duration?) throws -> Lease {
         guard Hub.current === hub else { throw HubError.wrongThread("ConnectionPool used from another thread than its own") }
         guard !isClosed else { throw ConnectionPoolError.closed }
-        if let timeout = configuration.checkoutTimeout {
+        if let timeout {
             guard try slots.acquire(timeout: timeout) else { throw ConnectionPoolError.checkoutTimedOut(timeout) }
         } else {
             try slots.acquire()
@@ -211,7 +193,8 @@ public final class ConnectionPool<Connection> {
         }
         let now = sprout_now_ns()
         expireIdle(now: now)
-        while let entry = idle.popLast() {
+        if fresh, let entry = idle.popLast() { discard(entry.connection) }
+        while !fresh, let entry = idle.popLast() {
             if let threshold = configuration.healthCheckAfterIdle, let healthCheck,
                now &- entry.returned >= threshold.nanoseconds, !healthCheck(entry.connection) {
                 discard(entry.connection)
@@ -274,5 +257,36 @@ public enum ConnectionPoolError: Error, Equatable, CustomStringConvertible {
         case .checkoutTimedOut(let timeout): "no pooled connection became free within \(timeout)"
         case .closed: "the connection pool is closed"
         }
+    }
+}
+
+/// Counters of a pool, for logs and metrics.
+public struct ConnectionPoolStatistics: Sendable, Equatable, CustomStringConvertible {
+    /// Connections open now (idle plus in use).
+    public var open: Int
+    /// Open connections waiting in the idle list.
+    public var idle: Int
+    /// Connections held by greenlets now.
+    public var inUse: Int
+    /// Greenlets waiting for a connection now.
+    public var waiting: Int
+    /// Connections opened since the pool was created.
+    public var created: Int
+    /// Connections closed by the pool since it was created (broken, expired, failed a
+    /// health check, not reusable, beyond `maxIdle`, or closed with the pool).
+    public var discarded: Int
+
+    /// Creates counters (for comparisons in tests and logs).
+    public init(open: Int, idle: Int, inUse: Int, waiting: Int, created: Int, discarded: Int) {
+        self.open = open
+        self.idle = idle
+        self.inUse = inUse
+        self.waiting = waiting
+        self.created = created
+        self.discarded = discarded
+    }
+
+    public var description: String {
+        "open \(open) (idle \(idle), in use \(inUse)), waiting \(waiting), created \(created), discarded \(discarded)"
     }
 }

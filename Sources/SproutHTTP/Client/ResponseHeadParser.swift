@@ -1,0 +1,178 @@
+import HTTPTypes
+
+/// A response head, parsed and framed (RFC 9112 §4, §5, §6.3).
+struct ParsedResponseHead {
+    /// How the body is delimited.
+    enum Framing: Equatable {
+        case none
+        case length(Int)
+        case chunked
+        /// Until the server closes the connection.
+        case untilClose
+    }
+
+    var response: HTTPResponse
+    var minorVersion: Int
+    var framing: Framing
+    /// The connection can carry another request once this body has been read.
+    var keepAlive: Bool
+}
+
+/// Parses a complete response head (status line, fields, the empty line) as a client must:
+/// strict about the grammar and framing that responses have been smuggled through, lenient
+/// about nothing that would change where one response ends.
+enum ResponseHeadParser {
+    /// - Parameters:
+    ///   - head: The bytes from the status line through the empty line (CRLF line ends, as
+    ///     ``HeadScanner`` has checked).
+    ///   - requestMethod: HEAD responses carry no body whatever their fields say.
+    /// - Throws: ``HTTPClientError`` of kind ``HTTPClientError/Kind/malformedResponse``.
+    static func parse(_ head: UnsafeRawBufferPointer, requestMethod: HTTPRequest.Method) throws(HTTPClientError) -> ParsedResponseHead {
+        let t = ByteClass.table
+        var lines = LineIterator(head)
+        guard let statusLine = lines.next() else { throw .malformed("empty head") }
+        let (minor, status) = try parseStatusLine(UnsafeRawBufferPointer(rebasing: head[statusLine]))
+
+        var fields = HTTPFields()
+        var contentLength: Int?
+        var transferEncoding: [UInt8] = []
+        var connectionClose = false
+        var connectionKeepAlive = false
+        while let line = lines.next(), !line.isEmpty {
+            let first = head[line.lowerBound]
+            if first == 0x20 || first == 0x09 { throw .malformed("obsolete line folding in a header field") }
+            guard let colon = head[line].firstIndex(of: UInt8(ascii: ":")), colon > line.lowerBound else {
+                throw .malformed("a header line without a name and a colon")
+            }
+            for i in line.lowerBound..<colon where !ByteClass.isToken(head[i], t) {
+                throw .malformed("a header name with a character that is not a token character")
+            }
+            var valueStart = colon + 1
+            var valueEnd = line.upperBound
+            while valueStart < valueEnd && (head[valueStart] == 0x20 || head[valueStart] == 0x09) { valueStart += 1 }
+            while valueEnd > valueStart && (head[valueEnd - 1] == 0x20 || head[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+            for i in valueStart..<valueEnd where !ByteClass.isFieldValue(head[i], t) {
+                throw .malformed("a header value with a control character")
+            }
+            let nameBytes = UnsafeRawBufferPointer(rebasing: head[line.lowerBound..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
+            guard let name = HTTPField.Name(String(decoding: nameBytes, as: UTF8.self)) else {
+                throw .malformed("an invalid header name")
+            }
+            switch name {
+            case .contentLength:
+                let length = try parseContentLength(value)
+                if let contentLength, contentLength != length { throw .malformed("two different Content-Length values") }
+                contentLength = length
+            case .transferEncoding:
+                if !transferEncoding.isEmpty { transferEncoding.append(UInt8(ascii: ",")) }
+                transferEncoding += value.map { ByteClass.lower($0) }
+            case .connection:
+                for option in value.split(separator: UInt8(ascii: ",")) {
+                    let token = String(decoding: option, as: UTF8.self).trimmingSpaces.lowercased()
+                    if token == "close" { connectionClose = true }
+                    if token == "keep-alive" { connectionKeepAlive = true }
+                }
+            default:
+                break
+            }
+            fields.append(HTTPField(name: name, lenientValue: value))
+        }
+
+        var keepAlive = minor >= 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
+        let code = status.code
+        let framing: ParsedResponseHead.Framing
+        if requestMethod == .head || code < 200 || code == 204 || code == 304 {
+            framing = .none
+        } else if !transferEncoding.isEmpty {
+            let codings = transferEncoding.split(separator: UInt8(ascii: ","))
+                .map { String(decoding: $0, as: UTF8.self).trimmingSpaces }.filter { !$0.isEmpty }
+            guard codings.last == "chunked" else {
+                throw .malformed("unsupported Transfer-Encoding \(codings.joined(separator: ", "))")
+            }
+            guard codings.count == 1 else {
+                throw .malformed("unsupported Transfer-Encoding \(codings.joined(separator: ", ")) (only chunked is)")
+            }
+            framing = .chunked
+            // Content-Length beside Transfer-Encoding is a smuggling attempt or a broken
+            // intermediary: the chunked framing wins, and the connection is not reused.
+            if contentLength != nil { keepAlive = false }
+        } else if let contentLength {
+            framing = contentLength == 0 ? .none : .length(contentLength)
+        } else {
+            framing = .untilClose
+            keepAlive = false
+        }
+        return ParsedResponseHead(response: HTTPResponse(status: status, headerFields: fields), minorVersion: minor,
+                                  framing: framing, keepAlive: keepAlive)
+    }
+
+    /// `HTTP/1.x SP 3DIGIT SP reason`, the reason possibly empty (and its space missing).
+    private static func parseStatusLine(_ line: UnsafeRawBufferPointer) throws(HTTPClientError) -> (Int, HTTPResponse.Status) {
+        let prefix = Array("HTTP/1.".utf8)
+        guard line.count >= 12, line.starts(with: prefix) else {
+            let shown = String(decoding: line.prefix(40), as: UTF8.self)
+            throw .malformed("not an HTTP/1.x status line: \(shown.debugDescription)")
+        }
+        let minorByte = line[7]
+        guard minorByte >= 0x30 && minorByte <= 0x39, line[8] == 0x20 else { throw .malformed("bad HTTP version") }
+        var code = 0
+        for i in 9..<12 {
+            let digit = line[i]
+            guard digit >= 0x30 && digit <= 0x39 else { throw .malformed("the status code is not three digits") }
+            code = code * 10 + Int(digit - 0x30)
+        }
+        guard code >= 100 else { throw .malformed("status code \(code) below 100") }
+        var reason = ""
+        if line.count > 12 {
+            guard line[12] == 0x20 else { throw .malformed("no space after the status code") }
+            let t = ByteClass.table
+            let reasonBytes = UnsafeRawBufferPointer(rebasing: line[13...])
+            guard reasonBytes.allSatisfy({ ByteClass.isFieldValue($0, t) }) else {
+                throw .malformed("a control character in the reason phrase")
+            }
+            reason = String(decoding: reasonBytes, as: UTF8.self)
+        }
+        return (Int(minorByte - 0x30), HTTPResponse.Status(code: code, reasonPhrase: reason))
+    }
+
+    /// Digits only; a list of identical values ("5, 5") is one value (RFC 9110 §8.6).
+    private static func parseContentLength(_ value: UnsafeRawBufferPointer) throws(HTTPClientError) -> Int {
+        var result: Int?
+        for part in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+            let digits = part.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+            guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw .malformed("invalid Content-Length")
+            }
+            let number = digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            if let result, result != number { throw .malformed("a Content-Length list of different values") }
+            result = number
+        }
+        guard let result else { throw .malformed("empty Content-Length") }
+        return result
+    }
+}
+
+/// The lines of a head, without their CRLF; ends after the empty line.
+private struct LineIterator {
+    let bytes: UnsafeRawBufferPointer
+    var position = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    mutating func next() -> Range<Int>? {
+        guard position < bytes.count, let lf = bytes[position...].firstIndex(of: 0x0A) else { return nil }
+        let line = position..<(lf > position && bytes[lf - 1] == 0x0D ? lf - 1 : lf)
+        position = lf + 1
+        return line
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var view = Substring(self)
+        while view.first == " " || view.first == "\t" { view.removeFirst() }
+        while view.last == " " || view.last == "\t" { view.removeLast() }
+        return String(view)
+    }
+}
