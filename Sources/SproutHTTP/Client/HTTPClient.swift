@@ -213,19 +213,23 @@ public final class HTTPClient {
         guard !isClosed else { throw HTTPClientError(.invalidRequest, "the client is closed") }
         try Self.validate(headers)
         let endTime = (deadline ?? configuration.deadline).map { ContinuousClock.now + $0 }
-        var redirectsLeft = redirectLimit ?? configuration.redirectLimit
+        let limit = redirectLimit ?? configuration.redirectLimit
+        var followed = 0
         var method = method
         var url = url
         var headers = headers
         var body = body
         while true {
             let outcome = try exchangeRetryingStale(method: method, url: url, headers: headers, body: body,
-                                                    endTime: endTime, followRedirect: redirectsLeft > 0, handle)
+                                                    endTime: endTime, followRedirect: limit > 0, handle)
             switch outcome {
             case .done(let result):
                 return result
             case .redirect(let status, let location):
-                redirectsLeft -= 1
+                guard followed < limit else {
+                    throw HTTPClientError(.tooManyRedirects, "more than \(limit) redirects (the last to \(location))")
+                }
+                followed += 1
                 let next = try url.resolving(location)
                 if status == 307 || status == 308 {
                     guard body.isReplayable else {
@@ -241,10 +245,6 @@ public final class HTTPClient {
                     headers[.cookie] = nil
                 }
                 url = next
-                if redirectsLeft == 0 && redirectLimit ?? configuration.redirectLimit > 0 {
-                    // One more response may be a redirect too: it is then an error, not returned.
-                    redirectsLeft = -1
-                }
             }
         }
     }
