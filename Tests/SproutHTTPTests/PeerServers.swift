@@ -142,8 +142,9 @@ final class PythonPeer {
 
     init() throws {
         process = try ChildProcess(["python3", "-u", packageRoot() + "/Tests/SproutHTTPTests/Peers/http_peer.py"], searchPath: true)
-        let line = try process.waitForLine(containing: "listening")
-        guard let port = line.split(separator: " ").last.flatMap({ Int($0) }) else {
+        let line = try process.waitForLine(containing: " ready")
+        let words = line.split(separator: " ")
+        guard words.count == 3, let port = Int(words[1]) else {
             throw ClientError(description: "unexpected line from http_peer.py: \(line)")
         }
         self.port = port

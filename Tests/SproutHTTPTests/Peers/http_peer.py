@@ -1,6 +1,6 @@
 """Python's http.server as a peer for HTTPClient's tests (started by the tests themselves).
 
-Prints "listening PORT" once bound to 127.0.0.1. Routes:
+Prints "listening PORT ready" once bound to 127.0.0.1. Routes:
   GET  /hello            "hello from python" with Content-Length
   GET  /chunked?n=N      N chunks "chunk i\n", Transfer-Encoding: chunked
   POST /echo             the request body back (read by Content-Length or chunked), with
@@ -81,5 +81,5 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
-print("listening", server.server_address[1], flush=True)
+print("listening", server.server_address[1], "ready", flush=True)
 server.serve_forever()
