@@ -90,6 +90,8 @@ let package = Package(
             dependencies: [
                 "Sprout",
                 "SproutAsync",
+                "SproutHTTP",
+                "SproutTLS",
                 "CEchoPeer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -9,6 +9,7 @@
 #include "CEchoPeer.h"
 
 #include <arpa/inet.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -197,4 +198,11 @@ long c_echo_serve(int listen_fd, int stop_fd) {
     if (s->spare_fd >= 0) close(s->spare_fd);
     free(s);
     return served;
+}
+
+int bench_pin_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
 }

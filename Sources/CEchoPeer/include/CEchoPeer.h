@@ -21,6 +21,9 @@ int c_echo_port(int listen_fd);
 /// server could not start.
 long c_echo_serve(int listen_fd, int stop_fd);
 
+/// Pins the calling thread (only) to `cpu`; 0 or -1 with errno set.
+int bench_pin_thread(int cpu);
+
 #ifdef __cplusplus
 }
 #endif
