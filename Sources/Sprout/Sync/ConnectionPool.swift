@@ -195,6 +195,10 @@ public final class ConnectionPool<Connection> {
         expireIdle(now: now)
         if fresh, let entry = idle.popLast() { discard(entry.connection) }
         while !fresh, let entry = idle.popLast() {
+            if isExpired(entry, now: now) {
+                discard(entry.connection)
+                continue
+            }
             if let threshold = configuration.healthCheckAfterIdle, let healthCheck,
                now &- entry.returned >= threshold.nanoseconds, !healthCheck(entry.connection) {
                 discard(entry.connection)
@@ -225,18 +229,20 @@ public final class ConnectionPool<Connection> {
         slots.release()
     }
 
-    /// Closes idle connections past their idle expiry or lifetime (the oldest are first).
+    /// Closes idle connections past their idle expiry or lifetime. The list is ordered by
+    /// return time, so only its front is looked at (a connection past its lifetime further in
+    /// is caught when it is checked out).
     private func expireIdle(now: UInt64) {
-        guard !idle.isEmpty else { return }
-        let idleLimit = configuration.idleExpiry.map { $0.nanoseconds }
-        let lifeLimit = configuration.maxLifetime.map { $0.nanoseconds }
-        if idleLimit == nil && lifeLimit == nil { return }
-        idle.removeAll { entry in
-            let expired = (idleLimit.map { now &- entry.returned >= $0 } ?? false)
-                || (lifeLimit.map { now &- entry.opened >= $0 } ?? false)
-            if expired { discard(entry.connection) }
-            return expired
+        while let first = idle.first, isExpired(first, now: now) {
+            idle.removeFirst()
+            discard(first.connection)
         }
+    }
+
+    private func isExpired(_ entry: Idle, now: UInt64) -> Bool {
+        if let expiry = configuration.idleExpiry, now &- entry.returned >= expiry.nanoseconds { return true }
+        if let lifetime = configuration.maxLifetime, now &- entry.opened >= lifetime.nanoseconds { return true }
+        return false
     }
 
     private func discard(_ connection: Connection) {

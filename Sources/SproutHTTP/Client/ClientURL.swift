@@ -16,13 +16,15 @@ struct ClientURL: Hashable, CustomStringConvertible {
     var target: String
 
     /// `Host`'s value: the host (IPv6 bracketed), with the port unless it is the scheme's default.
-    var authority: String {
-        let bracketed = host.contains(":") ? "[\(host)]" : host
-        return port == scheme.defaultPort ? bracketed : "\(bracketed):\(port)"
-    }
-
+    private(set) var authority = ""
     /// Connections to the same origin share a pool.
-    var origin: String { "\(scheme.rawValue)://\(authority)" }
+    private(set) var origin = ""
+
+    private mutating func computeNames() {
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        authority = port == scheme.defaultPort ? bracketed : "\(bracketed):\(port)"
+        origin = "\(scheme.rawValue)://\(authority)"
+    }
 
     var description: String { origin + target }
 
@@ -87,6 +89,7 @@ struct ClientURL: Hashable, CustomStringConvertible {
         self.host = host.lowercased()
         self.port = port
         self.target = target
+        computeNames()
     }
 
     /// The URL a `Location` field points to, relative to this one (RFC 9110 §10.2.2, RFC 3986 §5).

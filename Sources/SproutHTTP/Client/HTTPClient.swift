@@ -155,7 +155,7 @@ public final class HTTPClient {
                      body: HTTPClientRequestBody = .none, redirectLimit: Int? = nil,
                      deadline: Duration? = nil) throws -> HTTPClientResponse {
         let limit = configuration.maxBodySize
-        return try execute(method: method, url: try ClientURL(url), headers: headers, body: body,
+        return try execute(method: method, url: try parsed(url), headers: headers, body: body,
                            redirectLimit: redirectLimit, deadline: deadline) { head, body, finalURL in
             HTTPClientResponse(head: head, body: try body.readAll(limit: limit), url: finalURL.description)
         }
@@ -190,10 +190,21 @@ public final class HTTPClient {
     /// their requests end.
     public func close() {
         isClosed = true
+        lastPool = nil
         for pool in pools.values { pool.close() }
     }
 
     // MARK: The exchange
+
+    /// The last URL parsed: a client usually calls the same few URLs again and again.
+    private var lastURL: (text: String, parsed: ClientURL)?
+
+    private func parsed(_ text: String) throws(HTTPClientError) -> ClientURL {
+        if let lastURL, lastURL.text == text { return lastURL.parsed }
+        let url = try ClientURL(text)
+        lastURL = (text, url)
+        return url
+    }
 
     private static func url(of request: HTTPRequest) throws -> String {
         guard let authority = request.authority else {
@@ -319,7 +330,7 @@ public final class HTTPClient {
         let reader = HTTPClientResponseBody(connection: connection, framing: head.framing, gunzip: gunzip)
         defer { reader.isValid = false }
         let outcome: Outcome<R>
-        if followRedirect, [301, 302, 303, 307, 308].contains(code), let location = head.response.headerFields[.location] {
+        if followRedirect, Self.isRedirect(code), let location = head.response.headerFields[.location] {
             outcome = .redirect(code, location)
         } else {
             outcome = .done(try handle(head.response, reader, url))
@@ -327,6 +338,13 @@ public final class HTTPClient {
         if !reader.discardRemainder(maxBytes: 256 * 1024) { connection.isReusable = false }
         connection.exchanges += 1
         return outcome
+    }
+
+    private static func isRedirect(_ code: Int) -> Bool {
+        switch code {
+        case 301, 302, 303, 307, 308: true
+        default: false
+        }
     }
 
     /// End of stream before the response, a reset or a broken pipe.
@@ -413,9 +431,15 @@ public final class HTTPClient {
 
     // MARK: Pools
 
+    private var lastPool: (origin: String, pool: ConnectionPool<HTTPClientConnection>)?
+
     private func pool(for url: ClientURL, endTime: ContinuousClock.Instant?) -> ConnectionPool<HTTPClientConnection> {
         let origin = url.origin
-        if let pool = pools[origin] { return pool }
+        if let lastPool, lastPool.origin == origin { return lastPool.pool }
+        if let pool = pools[origin] {
+            lastPool = (origin, pool)
+            return pool
+        }
         let buffers = buffers
         let pool = ConnectionPool<HTTPClientConnection>(
             configuration: .init(maxOpen: configuration.maxConnectionsPerHost, checkoutTimeout: configuration.checkoutTimeout,
@@ -427,6 +451,7 @@ public final class HTTPClient {
             isReusable: { $0.isReusable },
             healthCheck: { !$0.hasUnexpectedInput })
         pools[origin] = pool
+        lastPool = (origin, pool)
         return pool
     }
 

@@ -153,33 +153,44 @@ public final class HTTPClientResponseBody {
     /// Reads the rest of the body.
     /// - Throws: ``HTTPClientError/Kind/bodyTooLarge`` beyond `limit` bytes; as ``read(into:)``.
     public func readAll(limit: Int) throws -> [UInt8] {
-        var bytes: [UInt8] = []
         if case .length(let length) = framing, gzip == nil {
             guard length <= limit else { throw HTTPClientError(.bodyTooLarge, "the body's \(length) bytes exceed the limit of \(limit)") }
-            bytes.reserveCapacity(remaining)
-        }
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = try chunk.withUnsafeMutableBytes { try read(into: $0) }
-            if count == 0 { return bytes }
-            guard bytes.count + count <= limit else {
-                throw HTTPClientError(.bodyTooLarge, "the body exceeds the limit of \(limit) bytes")
+            // Straight into the array: one allocation, no copy through a scratch buffer.
+            let wanted = remaining
+            return try [UInt8](unsafeUninitializedCapacity: wanted) { storage, count in
+                while count < wanted {
+                    let received = try read(into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: storage[count..<wanted])))
+                    guard received > 0 else { break }
+                    count += received
+                }
             }
-            bytes += chunk[..<count]
         }
+        var bytes: [UInt8] = []
+        try withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 16) { chunk in
+            while true {
+                let count = try read(into: chunk)
+                if count == 0 { return }
+                guard bytes.count + count <= limit else {
+                    throw HTTPClientError(.bodyTooLarge, "the body exceeds the limit of \(limit) bytes")
+                }
+                bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[..<count]))
+            }
+        }
+        return bytes
     }
 
     /// Reads and drops the rest, up to `maxBytes`; true if the body is then complete.
     func discardRemainder(maxBytes: Int) -> Bool {
         if isComplete { return true }
-        var dropped = 0
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while dropped <= maxBytes {
-            guard let count = try? chunk.withUnsafeMutableBytes({ try readRaw(into: $0) }) else { return false }
-            if count == 0 { return isComplete }
-            dropped += count
+        return withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 16) { chunk in
+            var dropped = 0
+            while dropped <= maxBytes {
+                guard let count = try? readRaw(into: chunk) else { return false }
+                if count == 0 { return isComplete }
+                dropped += count
+            }
+            return false
         }
-        return false
     }
 
     private func readRaw(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {

@@ -56,9 +56,7 @@ enum ResponseHeadParser {
             }
             let nameBytes = UnsafeRawBufferPointer(rebasing: head[line.lowerBound..<colon])
             let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
-            guard let name = HTTPField.Name(String(decoding: nameBytes, as: UTF8.self)) else {
-                throw .malformed("an invalid header name")
-            }
+            guard let name = fieldName(nameBytes) else { throw .malformed("an invalid header name") }
             switch name {
             case .contentLength:
                 let length = try parseContentLength(value)
@@ -105,6 +103,41 @@ enum ResponseHeadParser {
         }
         return ParsedResponseHead(response: HTTPResponse(status: status, headerFields: fields), minorVersion: minor,
                                   framing: framing, keepAlive: keepAlive)
+    }
+
+    /// The names most responses carry come from swift-http-types' static names (no string is
+    /// built or validated for them); others are made from their bytes.
+    @inline(__always)
+    private static func fieldName(_ bytes: UnsafeRawBufferPointer) -> HTTPField.Name? {
+        let span = ByteSpan(start: 0, count: bytes.count)
+        switch bytes.count {
+        case 4:
+            if bytes.equalsCaseInsensitive(span, "date") { return .date }
+            if bytes.equalsCaseInsensitive(span, "etag") { return .eTag }
+            if bytes.equalsCaseInsensitive(span, "vary") { return .vary }
+        case 6:
+            if bytes.equalsCaseInsensitive(span, "server") { return .server }
+        case 8:
+            if bytes.equalsCaseInsensitive(span, "location") { return .location }
+        case 10:
+            if bytes.equalsCaseInsensitive(span, "connection") { return .connection }
+            if bytes.equalsCaseInsensitive(span, "set-cookie") { return .setCookie }
+        case 12:
+            if bytes.equalsCaseInsensitive(span, "content-type") { return .contentType }
+        case 13:
+            if bytes.equalsCaseInsensitive(span, "cache-control") { return .cacheControl }
+            if bytes.equalsCaseInsensitive(span, "last-modified") { return .lastModified }
+            if bytes.equalsCaseInsensitive(span, "accept-ranges") { return .acceptRanges }
+        case 14:
+            if bytes.equalsCaseInsensitive(span, "content-length") { return .contentLength }
+        case 16:
+            if bytes.equalsCaseInsensitive(span, "content-encoding") { return .contentEncoding }
+        case 17:
+            if bytes.equalsCaseInsensitive(span, "transfer-encoding") { return .transferEncoding }
+        default:
+            break
+        }
+        return HTTPField.Name(String(decoding: bytes, as: UTF8.self))
     }
 
     /// `HTTP/1.x SP 3DIGIT SP reason`, the reason possibly empty (and its space missing).
