@@ -11,6 +11,7 @@
 typedef struct {
     int fd;
     int last_errno;
+    int short_read;  // the last read returned less than asked (or EAGAIN): the socket is drained
 } socket_state;
 
 static int bio_write(BIO *bio, const char *data, size_t length, size_t *written) {
@@ -36,6 +37,7 @@ static int bio_read(BIO *bio, char *data, size_t length, size_t *read) {
         ssize_t count = recv(state->fd, data, length, 0);
         if (count > 0) {
             *read = (size_t)count;
+            state->short_read = (size_t)count < length;
             return 1;
         }
         if (count == 0) {
@@ -44,7 +46,10 @@ static int bio_read(BIO *bio, char *data, size_t length, size_t *read) {
         }
         if (errno == EINTR) continue;
         state->last_errno = errno;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(bio);
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            state->short_read = 1;
+            BIO_set_retry_read(bio);
+        }
         return 0;
     }
 }
@@ -89,6 +94,9 @@ SSL_CTX *sprout_tls_context_new(int is_server, int minimum_version) {
     if (context == NULL) return NULL;
     SSL_CTX_set_min_proto_version(context, minimum_version);
     SSL_CTX_set_mode(context, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // Read what the kernel has, not a record header and then its body: one recv per record
+    // or better instead of two.
+    SSL_CTX_set_read_ahead(context, 1);
     // No renegotiation: a server-initiated one mid-stream is a classic DoS vector.
     SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION);
     // A peer that closes without close_notify reads as end of stream, as with plain TCP;
@@ -146,4 +154,11 @@ unsigned long sprout_tls_take_error(char *buffer, size_t size) {
 int sprout_tls_last_errno(SSL *ssl) {
     socket_state *state = BIO_get_data(SSL_get_rbio(ssl));
     return state->last_errno;
+}
+
+int sprout_tls_take_short_read(SSL *ssl) {
+    socket_state *state = BIO_get_data(SSL_get_rbio(ssl));
+    int was_short = state->short_read;
+    state->short_read = 0;
+    return was_short;
 }

@@ -162,16 +162,23 @@ public final class TLSSocket {
     public func recv(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard buffer.count > 0 else { return 0 }
         var deadline: ContinuousClock.Instant?
+        // The last read left the kernel's buffer empty and OpenSSL holds nothing: a read now
+        // would be a certain EAGAIN, so park first.
+        if socket.isDrained && !hasBufferedInput {
+            try park(readable: true, "recv", deadline: &deadline, afterEAGAIN: true)
+        }
         while true {
             let ssl = try open("recv")
             let count = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
+            if sprout_tls_take_short_read(ssl) == 1 { socket.markDrained() }
             if count > 0 { return Int(count) }
             let error = SSL_get_error(ssl, count)
             switch error {
             case SSL_ERROR_ZERO_RETURN:
                 return 0
             case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
-                try park(readable: error == SSL_ERROR_WANT_READ, "recv", deadline: &deadline)
+                try park(readable: error == SSL_ERROR_WANT_READ, "recv", deadline: &deadline,
+                         afterEAGAIN: error == SSL_ERROR_WANT_READ)
             default:
                 throw ioFailure(ssl, error, "recv")
             }
@@ -233,16 +240,19 @@ public final class TLSSocket {
         return try socket.wait(readable: true, timeout: timeout)
     }
 
-    private func park(readable: Bool, _ operation: String, deadline: inout ContinuousClock.Instant?) throws {
+    /// Parks until the socket is ready. `afterEAGAIN`: the BIO has just seen the socket empty,
+    /// so no readiness poll is needed first.
+    private func park(readable: Bool, _ operation: String, deadline: inout ContinuousClock.Instant?,
+                      afterEAGAIN: Bool = false) throws {
         var remaining: Duration?
         if let timeout = socket.timeout {
             if deadline == nil { deadline = .now + timeout }
             remaining = deadline! - .now
             guard remaining! > .zero else { throw SystemError(errno: ETIMEDOUT, operation: operation) }
         }
-        guard try socket.wait(readable: readable, writable: !readable, timeout: remaining) else {
-            throw SystemError(errno: ETIMEDOUT, operation: operation)
-        }
+        let ready = afterEAGAIN ? try socket.waitReadableAfterEAGAIN(timeout: remaining)
+            : try socket.wait(readable: readable, writable: !readable, timeout: remaining)
+        guard ready else { throw SystemError(errno: ETIMEDOUT, operation: operation) }
     }
 
     private func ioFailure(_ ssl: OpaquePointer, _ error: Int32, _ operation: String) -> any Error {

@@ -27,4 +27,7 @@ unsigned long sprout_tls_take_error(char *buffer, size_t size);
 /// The errno the BIO saw on its last failed read or write (0 at end of stream or none).
 int sprout_tls_last_errno(SSL *ssl);
 
+/// Whether the BIO's last read came back short or with EAGAIN (then clears it).
+int sprout_tls_take_short_read(SSL *ssl);
+
 #endif

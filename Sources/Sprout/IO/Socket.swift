@@ -401,6 +401,27 @@ public final class Socket {
         }
     }
 
+    /// True when ``shortReadsDrain`` is on and the last read emptied the kernel's receive
+    /// buffer: a read now would certainly fail with `EAGAIN`. For protocol layers that read the
+    /// descriptor themselves (TLS), so that they park instead of spending that system call.
+    public var isDrained: Bool { shortReadsDrain && fileDescriptor >= 0 && hub.poller.isDrained(fileDescriptor) }
+
+    /// Records that a read made by such a layer came back short (see ``isDrained``).
+    public func markDrained() {
+        if shortReadsDrain && fileDescriptor >= 0 { hub.poller.markDrained(fileDescriptor) }
+    }
+
+    /// Parks until the socket becomes readable, without polling its readiness first: for a
+    /// caller that has just seen `EAGAIN` or ``isDrained`` (the registration is edge-triggered,
+    /// so any byte arriving after that wakes it).
+    ///
+    /// - Returns: True when readable, false if `timeout` passed first.
+    /// - Throws: as ``recv(into:)``.
+    public func waitReadableAfterEAGAIN(timeout: Duration?) throws -> Bool {
+        try checkOpen("wait")
+        return try waitFor(readable: true, deadline: timeout.map { hub.deadline(after: $0) })
+    }
+
     /// Waits until the socket is readable and/or writable (gevent's `wait_read`/`wait_write`).
     ///
     /// - Returns: True when ready, false if `timeout` passed first.

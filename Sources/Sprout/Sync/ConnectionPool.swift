@@ -1,5 +1,21 @@
 import CSproutSystem
 
+/// The monotonic clock in nanoseconds, for inlinable code (the C shim is an internal import).
+@usableFromInline
+func monotonicNanoseconds() -> UInt64 { sprout_now_ns() }
+
+extension Duration {
+    /// Whole nanoseconds, clamped at zero (``Duration``'s own components, for inlinable code).
+    @inlinable
+    var wholeNanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
+        let whole = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        if whole.overflow { return UInt64.max }
+        return whole.partialValue &+ UInt64(attoseconds / 1_000_000_000)
+    }
+}
+
 /// A pool of connections shared by the greenlets of one hub: each connection is used by one
 /// greenlet at a time, which is what makes a client greenlet-safe.
 ///
@@ -64,28 +80,35 @@ public final class ConnectionPool<Connection> {
     /// Counters of a pool, for logs and metrics.
     public typealias Statistics = ConnectionPoolStatistics
 
-    private struct Idle {
-        let connection: Connection
-        let opened: UInt64
-        let returned: UInt64
+    @usableFromInline
+    struct Idle {
+        @usableFromInline let connection: Connection
+        @usableFromInline let opened: UInt64
+        @usableFromInline let returned: UInt64
+
+        @inlinable init(connection: Connection, opened: UInt64, returned: UInt64) {
+            self.connection = connection
+            self.opened = opened
+            self.returned = returned
+        }
     }
 
     /// The pool's configuration.
     public let configuration: Configuration
-    private let open: () throws -> Connection
-    private let closeConnection: (Connection) -> Void
-    private let isReusable: (Connection) -> Bool
-    private let healthCheck: ((Connection) -> Bool)?
-    private let isBroken: (any Error) -> Bool
-    private let hub: Hub
+    @usableFromInline let open: () throws -> Connection
+    @usableFromInline let closeConnection: (Connection) -> Void
+    @usableFromInline let isReusable: (Connection) -> Bool
+    @usableFromInline let healthCheck: ((Connection) -> Bool)?
+    @usableFromInline let isBroken: (any Error) -> Bool
+    @usableFromInline let hub: Hub
     /// One permit per connection that may still be handed out: `maxOpen` minus those in use.
-    private let slots: Semaphore
+    @usableFromInline let slots: Semaphore
     /// Oldest first; checkout takes from the end (the warmest connection).
-    private var idle: [Idle] = []
-    private var inUse = 0
-    private var created = 0
-    private var discarded = 0
-    private var isClosed = false
+    @usableFromInline var idle: [Idle] = []
+    @usableFromInline var inUse = 0
+    @usableFromInline var created = 0
+    @usableFromInline var discarded = 0
+    @usableFromInline var isClosed = false
 
     /// Creates a pool.
     ///
@@ -130,7 +153,7 @@ public final class ConnectionPool<Connection> {
     ///   throws, `GreenletExit` or an enclosing `Timeout` while waiting, ``HubError`` if used
     ///   from another thread; and what `body` throws.
     /// - Note: A switch point when it waits for a connection or opens one.
-    @discardableResult
+    @inlinable @discardableResult
     public func withConnection<R>(_ body: (Connection) throws -> R) throws -> R {
         try withConnection(fresh: false, checkoutTimeout: configuration.checkoutTimeout, body)
     }
@@ -140,7 +163,7 @@ public final class ConnectionPool<Connection> {
     ///
     /// A client retrying on a new connection after a reused one turned out dead uses `fresh`.
     /// - Throws: as ``withConnection(_:)``.
-    @discardableResult
+    @inlinable @discardableResult
     public func withConnection<R>(fresh: Bool, checkoutTimeout: Duration?, _ body: (Connection) throws -> R) throws -> R {
         let lease = try checkOut(fresh: fresh, timeout: checkoutTimeout)
         let result: R
@@ -166,12 +189,19 @@ public final class ConnectionPool<Connection> {
 
     // MARK: Checkout and return
 
-    private struct Lease {
-        let connection: Connection
-        let opened: UInt64
+    @usableFromInline
+    struct Lease {
+        @usableFromInline let connection: Connection
+        @usableFromInline let opened: UInt64
+
+        @inlinable init(connection: Connection, opened: UInt64) {
+            self.connection = connection
+            self.opened = opened
+        }
     }
 
-    private func checkOut(fresh: Bool, timeout: Duration?) throws -> Lease {
+    @inlinable
+    func checkOut(fresh: Bool, timeout: Duration?) throws -> Lease {
         guard Hub.current === hub else { throw HubError.wrongThread("ConnectionPool used from another thread than its own") }
         guard !isClosed else { throw ConnectionPoolError.closed }
         if let timeout {
@@ -191,7 +221,7 @@ public final class ConnectionPool<Connection> {
                 slots.release()
             }
         }
-        let now = sprout_now_ns()
+        let now = monotonicNanoseconds()
         expireIdle(now: now)
         if fresh, let entry = idle.popLast() { discard(entry.connection) }
         while !fresh, let entry = idle.popLast() {
@@ -200,7 +230,7 @@ public final class ConnectionPool<Connection> {
                 continue
             }
             if let threshold = configuration.healthCheckAfterIdle, let healthCheck,
-               now &- entry.returned >= threshold.nanoseconds, !healthCheck(entry.connection) {
+               now &- entry.returned >= threshold.wholeNanoseconds, !healthCheck(entry.connection) {
                 discard(entry.connection)
                 continue
             }
@@ -209,17 +239,18 @@ public final class ConnectionPool<Connection> {
         do {
             let connection = try open()
             created += 1
-            return Lease(connection: connection, opened: sprout_now_ns())
+            return Lease(connection: connection, opened: monotonicNanoseconds())
         } catch {
             slotHeld = false
             throw error
         }
     }
 
-    private func checkIn(_ lease: Lease, keep: Bool) {
+    @inlinable
+    func checkIn(_ lease: Lease, keep: Bool) {
         inUse -= 1
-        let now = sprout_now_ns()
-        let tooOld = configuration.maxLifetime.map { now &- lease.opened >= $0.nanoseconds } ?? false
+        let now = monotonicNanoseconds()
+        let tooOld = configuration.maxLifetime.map { now &- lease.opened >= $0.wholeNanoseconds } ?? false
         if keep && !isClosed && !tooOld && idle.count < configuration.maxIdle && isReusable(lease.connection) {
             idle.append(Idle(connection: lease.connection, opened: lease.opened, returned: now))
         } else {
@@ -232,20 +263,23 @@ public final class ConnectionPool<Connection> {
     /// Closes idle connections past their idle expiry or lifetime. The list is ordered by
     /// return time, so only its front is looked at (a connection past its lifetime further in
     /// is caught when it is checked out).
-    private func expireIdle(now: UInt64) {
+    @inlinable
+    func expireIdle(now: UInt64) {
         while let first = idle.first, isExpired(first, now: now) {
             idle.removeFirst()
             discard(first.connection)
         }
     }
 
-    private func isExpired(_ entry: Idle, now: UInt64) -> Bool {
-        if let expiry = configuration.idleExpiry, now &- entry.returned >= expiry.nanoseconds { return true }
-        if let lifetime = configuration.maxLifetime, now &- entry.opened >= lifetime.nanoseconds { return true }
+    @inlinable
+    func isExpired(_ entry: Idle, now: UInt64) -> Bool {
+        if let expiry = configuration.idleExpiry, now &- entry.returned >= expiry.wholeNanoseconds { return true }
+        if let lifetime = configuration.maxLifetime, now &- entry.opened >= lifetime.wholeNanoseconds { return true }
         return false
     }
 
-    private func discard(_ connection: Connection) {
+    @inlinable
+    func discard(_ connection: Connection) {
         discarded += 1
         closeConnection(connection)
     }

@@ -54,6 +54,9 @@ final class HTTPClientConnection {
             throw timedOutConnecting(url, timeout, deadline)
         }
         try? socket.setNoDelay(true)
+        // A response never comes back at once after its request: after a short read the next
+        // read parks without the certain EAGAIN (a peer sending urgent data delays only itself).
+        socket.shortReadsDrain = true
         guard let tls else { return Transport(socket: socket) }
         do {
             // The handshake shares the connect timeout.

@@ -1,3 +1,4 @@
+import Glibc
 import HTTPTypes
 
 /// A response head, parsed and framed (RFC 9112 §4, §5, §6.3).
@@ -41,7 +42,7 @@ enum ResponseHeadParser {
         while let line = lines.next(), !line.isEmpty {
             let first = head[line.lowerBound]
             if first == 0x20 || first == 0x09 { throw .malformed("obsolete line folding in a header field") }
-            guard let colon = head[line].firstIndex(of: UInt8(ascii: ":")), colon > line.lowerBound else {
+            guard let colon = index(of: UInt8(ascii: ":"), in: head, line), colon > line.lowerBound else {
                 throw .malformed("a header line without a name and a colon")
             }
             for i in line.lowerBound..<colon where !ByteClass.isToken(head[i], t) {
@@ -66,15 +67,24 @@ enum ResponseHeadParser {
                 if !transferEncoding.isEmpty { transferEncoding.append(UInt8(ascii: ",")) }
                 transferEncoding += value.map { ByteClass.lower($0) }
             case .connection:
-                for option in value.split(separator: UInt8(ascii: ",")) {
-                    let token = String(decoding: option, as: UTF8.self).trimmingSpaces.lowercased()
-                    if token == "close" { connectionClose = true }
-                    if token == "keep-alive" { connectionKeepAlive = true }
+                var start = 0
+                while start <= value.count {
+                    var end = start
+                    while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
+                    var first = start
+                    var last = end
+                    while first < last && (value[first] == 0x20 || value[first] == 0x09) { first += 1 }
+                    while last > first && (value[last - 1] == 0x20 || value[last - 1] == 0x09) { last -= 1 }
+                    let option = ByteSpan(start: first, count: last - first)
+                    if value.equalsCaseInsensitive(option, "close") { connectionClose = true }
+                    if value.equalsCaseInsensitive(option, "keep-alive") { connectionKeepAlive = true }
+                    start = end + 1
                 }
             default:
                 break
             }
-            fields.append(HTTPField(name: name, lenientValue: value))
+            // The value was checked above: no byte of it needs replacing.
+            fields.append(HTTPField(name: name, value: String(decoding: value, as: UTF8.self)))
         }
 
         var keepAlive = minor >= 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
@@ -186,6 +196,14 @@ enum ResponseHeadParser {
     }
 }
 
+/// The first index of `byte` in `range` of `bytes` (memchr).
+@inline(__always)
+private func index(of byte: UInt8, in bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+    guard let base = bytes.baseAddress, !range.isEmpty,
+          let hit = memchr(base + range.lowerBound, Int32(byte), range.count) else { return nil }
+    return UnsafeRawPointer(hit) - base
+}
+
 /// The lines of a head, without their CRLF; ends after the empty line.
 private struct LineIterator {
     let bytes: UnsafeRawBufferPointer
@@ -194,7 +212,7 @@ private struct LineIterator {
     init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     mutating func next() -> Range<Int>? {
-        guard position < bytes.count, let lf = bytes[position...].firstIndex(of: 0x0A) else { return nil }
+        guard position < bytes.count, let lf = index(of: 0x0A, in: bytes, position..<bytes.count) else { return nil }
         let line = position..<(lf > position && bytes[lf - 1] == 0x0D ? lf - 1 : lf)
         position = lf + 1
         return line
