@@ -287,6 +287,21 @@ extension HTTPSuites {
                     #expect(error.kind == .deadlineExceeded, "\(error)")
                 }
 
+                // A listener whose backlog is full: the kernel drops further SYNs, so a connect
+                // hangs until its timeout.
+                let full = try Socket.listen(host: "127.0.0.1", port: 0, backlog: 0)
+                defer { full.close() }
+                let filler = try Socket.connect(host: "127.0.0.1", port: full.localAddress.port)
+                defer { filler.close() }
+                let hasty = try testClient { $0.connectTimeout = .milliseconds(200) }
+                defer { hasty.close() }
+                do {
+                    try hasty.get("http://127.0.0.1:\(full.localAddress.port)/")
+                    Issue.record("connected to a full backlog")
+                } catch let error as HTTPClientError {
+                    #expect(error.kind == .connectTimedOut, "\(error)")
+                }
+
                 let client = try testClient()
                 defer { client.close() }
                 for (url, words) in [("ftp://x/", "only http and https"), ("http:///", "no host"),
@@ -308,6 +323,26 @@ extension HTTPSuites {
                     Issue.record("port 1 answered")
                 } catch let error as ConnectError {
                     #expect("\(error)".contains("refused"))
+                }
+            }
+        }
+
+        @Test func sendsTheFieldsCurlSends() async throws {
+            try await green { () throws in
+                try withServer { port, _ in
+                    let client = try testClient()
+                    defer { client.close() }
+                    let echoed = try client.get("http://127.0.0.1:\(port)/headers", headers: [.cookie: "a=1"]).text
+                    #expect(echoed.contains("host: 127.0.0.1:\(port)\n"))
+                    #expect(echoed.contains("user-agent: sprout/"))
+                    #expect(echoed.contains("accept: */*\n"))
+                    #expect(echoed.contains("cookie: a=1\n"))
+                    let posted = try client.post("http://127.0.0.1:\(port)/echo", body: .none)
+                    #expect(posted.status.code == 200 && posted.body.isEmpty)   // Content-Length: 0 sent
+                    // The default port is left out of Host, as curl does.
+                    let custom = HTTPClient(configuration: .init(userAgent: "probe/1"))
+                    defer { custom.close() }
+                    #expect(try custom.get("http://127.0.0.1:\(port)/headers").text.contains("user-agent: probe/1\n"))
                 }
             }
         }

@@ -43,6 +43,19 @@ extension HTTPSuites {
                 #expect(posted.status == 0 && posted.output.contains("501"))
                 let echoed = try runCommand([sprout, "request", "-d", "payload", "http://127.0.0.1:\(python.port)/echo"])
                 #expect(echoed.output == "payload")
+                let file = nginx.prefix + "/upload.bin"
+                try writeFile(file, String(repeating: "file body ", count: 5000))
+                let uploaded = try runCommand([sprout, "request", "--data-file", file, "http://127.0.0.1:\(python.port)/echo"])
+                #expect(uploaded.output == String(repeating: "file body ", count: 5000))
+
+                // A server that never answers: --timeout ends it with curl's 28.
+                let silent = StreamServer(port: 0) { connection, _ in
+                    _ = try connection.recv(maxLength: 4096)
+                    try sleep(for: .seconds(20))
+                }
+                try silent.start()
+                defer { silent.stop(timeout: .milliseconds(100)) }
+                #expect(try runCommand([sprout, "request", "--timeout", "0.3", "http://127.0.0.1:\(silent.port)/"]).status == 28)
             }
         }
     }
