@@ -9,7 +9,7 @@ final class HTTPClientConnection {
     /// Where this connection goes; it connects on its first request.
     let url: ClientURL
     /// Set once connected.
-    @exclusivity(unchecked) var transport: Transport!
+    @exclusivity(unchecked) var transport: NetworkStream!
     @exclusivity(unchecked) var input = ReadBuffer()
     let buffers: BufferPool
     /// False once the connection cannot carry another request.
@@ -37,7 +37,7 @@ final class HTTPClientConnection {
     }
 
     private static func open(to url: ClientURL, connectTimeout: Duration, deadline: ContinuousClock.Instant?,
-                             tls: TLSContext?) throws -> Transport {
+                             tls: TLSContext?) throws -> NetworkStream {
         var timeout = connectTimeout
         if let deadline {
             let remaining = deadline - .now
@@ -57,7 +57,7 @@ final class HTTPClientConnection {
         // A response never comes back at once after its request: after a short read the next
         // read parks without the certain EAGAIN (a peer sending urgent data delays only itself).
         socket.shortReadsDrain = true
-        guard let tls else { return Transport(socket: socket) }
+        guard let tls else { return NetworkStream(socket: socket) }
         do {
             // The handshake shares the connect timeout.
             let left = timeout - (ContinuousClock.now - started)
@@ -65,7 +65,7 @@ final class HTTPClientConnection {
             let secured = try withHandshakeLimit(left) {
                 try TLSSocket(clientOn: socket, context: tls, serverName: url.host)
             }
-            return Transport(socket: socket, tls: secured)
+            return NetworkStream(socket: socket, tls: secured)
         } catch let error as TLSError where error.kind == .handshakeTimedOut {
             socket.close()
             throw timedOutConnecting(url, timeout, deadline)

@@ -12,7 +12,7 @@ import SproutTLS
 /// gives back its read buffer and the stack pages its last request touched.
 final class HTTPConnection {
     /// The socket, or TLS on it once the handshake is done.
-    @exclusivity(unchecked) var transport: Transport
+    @exclusivity(unchecked) var transport: NetworkStream
     var socket: Socket { transport.socket }
     let peer: SocketAddress
     /// The server outlives every connection it serves (stop joins them), so no reference count.
@@ -37,7 +37,7 @@ final class HTTPConnection {
     @exclusivity(unchecked) private var drainWoken = false
 
     init(socket: Socket, peer: SocketAddress, server: HTTPServer) {
-        transport = Transport(socket: socket)
+        transport = NetworkStream(socket: socket)
         // A client that sends urgent data only delays its own connection (up to its timeouts).
         socket.shortReadsDrain = true
         self.peer = peer

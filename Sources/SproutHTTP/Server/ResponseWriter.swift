@@ -1,6 +1,7 @@
 import Glibc
 import HTTPTypes
 import Sprout
+import SproutTLS
 
 /// Frames and writes a response (RFC 9112 §6): the head and a small body in one `send`.
 ///
@@ -110,7 +111,7 @@ enum ResponseWriter {
     }
 
     @inline(__always)
-    private static func sendHeadAndBody(_ out: inout OutputBuffer, _ body: UnsafeRawBufferPointer, _ socket: Transport) throws {
+    private static func sendHeadAndBody(_ out: inout OutputBuffer, _ body: UnsafeRawBufferPointer, _ socket: NetworkStream) throws {
         if body.count <= inlineBodyLimit {
             out.append(body)
             try socket.sendAll(out.bytes)
@@ -126,7 +127,7 @@ enum ResponseWriter {
 ///
 /// Handed to a ``ResponseBody/stream(length:_:)`` closure; valid only while it runs.
 public final class ResponseBodyWriter {
-    private let socket: Transport
+    private let socket: NetworkStream
     private var out: OutputBuffer
     private let chunked: Bool
     private let declaredLength: Int?
@@ -136,7 +137,7 @@ public final class ResponseBodyWriter {
     /// Body bytes written so far (chunk framing excluded).
     public private(set) var bytesWritten = 0
 
-    init(socket: Transport, head: OutputBuffer, chunked: Bool, declaredLength: Int?) {
+    init(socket: NetworkStream, head: OutputBuffer, chunked: Bool, declaredLength: Int?) {
         self.socket = socket
         out = head
         self.chunked = chunked
