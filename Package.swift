@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "SproutHTTP", targets: ["SproutHTTP"]),
         .library(name: "SproutTLS", targets: ["SproutTLS"]),
         .library(name: "SproutAsync", targets: ["SproutAsync"]),
+        .library(name: "SproutRedis", targets: ["SproutRedis"]),
         .executable(name: "sprout", targets: ["sprout"]),
         .executable(name: "sprout-bench", targets: ["sprout-bench"]),
     ],
@@ -67,6 +68,11 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
+        .target(
+            name: "SproutRedis",
+            dependencies: ["Sprout", "SproutTLS"],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
         .target(

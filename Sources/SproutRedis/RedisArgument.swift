@@ -1,0 +1,123 @@
+/// A value that can be sent as one argument of a Redis command (a bulk string): text in UTF-8,
+/// bytes as they are, numbers in decimal.
+public protocol RedisArgument {
+    /// Calls `body` with this argument's bytes (not its RESP framing).
+    func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
+extension String: RedisArgument {
+    public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var text = self
+        return try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+extension Substring: RedisArgument {
+    public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try String(self).withRedisBytes(body)
+    }
+}
+
+extension Array: RedisArgument where Element == UInt8 {
+    public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(body)
+    }
+}
+
+extension Int: RedisArgument {
+    public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try String(self).withRedisBytes(body)
+    }
+}
+
+extension Int64: RedisArgument {
+    public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try String(self).withRedisBytes(body)
+    }
+}
+
+extension Double: RedisArgument {
+    public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try (isInfinite ? (self < 0 ? "-inf" : "+inf") : String(self)).withRedisBytes(body)
+    }
+}
+
+/// One command, encoded as a RESP array of bulk strings while it is built.
+///
+/// ```swift
+/// var command = RedisCommand("SET")
+/// command.append("greeting")
+/// command.append("hello")
+/// let reply = try client.send(command)
+/// ```
+public struct RedisCommand {
+    var count = 0
+    var body: [UInt8] = []
+
+    /// A command named `name` (`"GET"`); add its arguments with ``append(_:)``.
+    public init(_ name: String) {
+        body.reserveCapacity(64)
+        append(name)
+    }
+
+    /// A command from all its words: `RedisCommand(words: ["SET", "k", "v"])`.
+    public init(words: [any RedisArgument]) {
+        for word in words { appendAny(word) }
+    }
+
+    /// Adds one argument.
+    @inline(__always)
+    public mutating func append(_ argument: some RedisArgument) {
+        argument.withRedisBytes { appendBulk($0) }
+    }
+
+    /// Adds one argument given as an existential (for variadic helpers).
+    public mutating func appendAny(_ argument: any RedisArgument) {
+        argument.withRedisBytes { appendBulk($0) }
+    }
+
+    /// Adds each of `arguments`.
+    public mutating func append<S: Sequence>(contentsOf arguments: S) where S.Element: RedisArgument {
+        for argument in arguments { append(argument) }
+    }
+
+    private mutating func appendBulk(_ bytes: UnsafeRawBufferPointer) {
+        body.append(UInt8(ascii: "$"))
+        appendDecimal(bytes.count, to: &body)
+        body.append(0x0D)
+        body.append(0x0A)
+        body.append(contentsOf: bytes)
+        body.append(0x0D)
+        body.append(0x0A)
+        count += 1
+    }
+
+    /// Appends the command as the server reads it (`*N\r\n$len\r\n…`) to `output`.
+    func encode(into output: inout [UInt8]) {
+        output.append(UInt8(ascii: "*"))
+        appendDecimal(count, to: &output)
+        output.append(0x0D)
+        output.append(0x0A)
+        output.append(contentsOf: body)
+    }
+}
+
+/// Appends `value` (not negative) in decimal without making a string.
+@inline(__always)
+func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
+    if value < 10 {
+        bytes.append(UInt8(48 + value))
+        return
+    }
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    withUnsafeMutableBytes(of: &digits) { scratch in
+        var v = value
+        var i = scratch.count
+        while v > 0 {
+            i -= 1
+            scratch[i] = UInt8(48 + v % 10)
+            v /= 10
+        }
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[i...]))
+    }
+}
