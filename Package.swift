@@ -102,10 +102,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "SproutTestSupport", path: "Tests/SproutTestSupport", exclude: ["README.md"]),
+        .target(name: "SproutTestSupport", dependencies: ["Sprout"], path: "Tests/SproutTestSupport", exclude: ["README.md"]),
         .testTarget(
             name: "SproutTests",
             dependencies: ["Sprout", "SproutTestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "SproutRedisTests",
+            dependencies: ["SproutRedis", "Sprout", "SproutTLS", "SproutTestSupport"]
         ),
         .testTarget(
             name: "SproutAsyncTests",

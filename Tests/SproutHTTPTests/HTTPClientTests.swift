@@ -3,6 +3,7 @@ import HTTPTypes
 import Sprout
 import SproutHTTP
 import SproutTLS
+import SproutTestSupport
 import Testing
 
 /// Trusts the test CA only (as a private deployment would).

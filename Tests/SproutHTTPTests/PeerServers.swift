@@ -1,37 +1,6 @@
 import Glibc
 import Sprout
-import Testing
-
-/// The package's root directory (for scripts and peers), from this file's path.
-func packageRoot(_ file: String = #filePath) -> String {
-    var path = file
-    for _ in 0..<3 {
-        while let last = path.last, last != "/" { path.removeLast() }
-        path.removeLast()
-    }
-    return path
-}
-
-/// The test certificates (scripts/make-test-certs), made once per build directory.
-enum TestCertificates {
-    static var directory: String { packageRoot() + "/.build/test-certs" }
-
-    /// Makes them if needed; returns the directory.
-    static func ensure() throws -> String {
-        let (status, _) = try runCommand(["bash", packageRoot() + "/scripts/make-test-certs", directory], timeout: .seconds(60))
-        guard status == 0 else { throw ClientError(description: "scripts/make-test-certs failed (status \(status))") }
-        return directory
-    }
-
-    static func path(_ name: String) -> String { directory + "/" + name }
-}
-
-/// A free loopback port (bound and released; nothing else here takes ports meanwhile).
-func freePort() throws -> Int {
-    let socket = try Socket.listen(host: "127.0.0.1", port: 0)
-    defer { socket.close() }
-    return socket.localAddress.port
-}
+import SproutTestSupport
 
 /// A real nginx (Debian's) on loopback ports of its own, for the client tests:
 ///
@@ -156,38 +125,3 @@ final class PythonPeer {
     }
 }
 
-/// Waits until something accepts connections on `port` (or the process exits).
-func waitForListener(_ port: Int, process: ChildProcess, log: String, timeout: Duration = .seconds(10)) throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if let socket = try? Socket.connect(host: "127.0.0.1", port: port, timeout: .seconds(1)) {
-            socket.close()
-            return
-        }
-        var status: Int32 = 0
-        if waitpid(process.pid, &status, WNOHANG) == process.pid {
-            throw ClientError(description: "the peer exited before listening on \(port): \(readFileText(log))")
-        }
-        try sleep(for: .milliseconds(20))
-    }
-    throw ClientError(description: "nothing listens on \(port) after \(timeout): \(readFileText(log))")
-}
-
-func writeFile(_ path: String, _ text: String) throws {
-    guard let file = fopen(path, "w") else { throw ClientError(description: "cannot write \(path)") }
-    defer { fclose(file) }
-    _ = text.withCString { fputs($0, file) }
-}
-
-func readFileText(_ path: String) -> String {
-    guard let file = fopen(path, "r") else { return "(no \(path))" }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = fread(&chunk, 1, chunk.count, file)
-        if count == 0 { break }
-        bytes += chunk[..<count]
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}

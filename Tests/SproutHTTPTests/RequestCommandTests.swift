@@ -1,5 +1,6 @@
 import Glibc
 import Sprout
+import SproutTestSupport
 import Testing
 
 extension HTTPSuites {

@@ -1,6 +1,7 @@
 import Glibc
 import Sprout
 import SproutHTTP
+import SproutTestSupport
 import Testing
 
 /// Graceful shutdown, and the server driven by real clients (curl, Python's http.client).

@@ -2,6 +2,7 @@ import Glibc
 import Sprout
 import SproutHTTP
 import SproutTLS
+import SproutTestSupport
 import Testing
 
 extension HTTPSuites {

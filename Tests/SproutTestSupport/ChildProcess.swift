@@ -1,25 +1,31 @@
 import Glibc
 import Sprout
 
+/// A failure of the test support itself (a child that did not start, a peer that did not listen).
+public struct TestSupportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(description: String) { self.description = description }
+}
+
 /// Runs a command to its end and returns its exit status and standard output (standard error
 /// is inherited). Only the calling greenlet waits: the output is read through the hub.
-func runCommand(_ arguments: [String], timeout: Duration = .seconds(30)) throws -> (status: Int32, output: String) {
+public func runCommand(_ arguments: [String], timeout: Duration = .seconds(30)) throws -> (status: Int32, output: String) {
     let child = try ChildProcess(arguments, searchPath: true)
     let output = try child.readToEnd(timeout: timeout)
     guard let status = try child.waitForExit(timeout: timeout) else {
-        throw ClientError(description: "\(arguments[0]) did not exit within \(timeout)")
+        throw TestSupportError(description: "\(arguments[0]) did not exit within \(timeout)")
     }
     return (status, output)
 }
 
 /// True if `command` is on PATH.
-func commandExists(_ command: String) -> Bool {
+public func commandExists(_ command: String) -> Bool {
     let path = String(cString: getenv("PATH") ?? strdup("/usr/bin:/bin"))
     return path.split(separator: ":").contains { access("\($0)/\(command)", X_OK) == 0 }
 }
 
 /// The `sprout` executable built beside this test bundle.
-func sproutExecutable() -> String {
+public func sproutExecutable() -> String {
     var buffer = [CChar](repeating: 0, count: 4096)
     let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
     let path = String(decoding: buffer[0..<max(0, length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -29,14 +35,16 @@ func sproutExecutable() -> String {
 }
 
 /// A child process with its stdout readable through a pipe (for servers run as processes).
-final class ChildProcess {
-    let pid: pid_t
-    let stdout: Int32
+public final class ChildProcess {
+    /// The child's process id.
+    public let pid: pid_t
+    /// The read end of the child's standard output (non-blocking).
+    public let stdout: Int32
 
     /// Starts `arguments` (looked up on PATH with `searchPath`).
-    init(_ arguments: [String], searchPath: Bool = false) throws {
+    public init(_ arguments: [String], searchPath: Bool = false) throws {
         var pipeFDs: [Int32] = [0, 0]
-        guard pipe(&pipeFDs) == 0 else { throw ClientError(description: "pipe failed") }
+        guard pipe(&pipeFDs) == 0 else { throw TestSupportError(description: "pipe failed") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
@@ -64,7 +72,7 @@ final class ChildProcess {
         let rc = searchPath ? posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
             : posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
         close(pipeFDs[1])
-        guard rc == 0 else { throw ClientError(description: "cannot start \(arguments[0]): errno \(rc)") }
+        guard rc == 0 else { throw TestSupportError(description: "cannot start \(arguments[0]): errno \(rc)") }
         self.pid = pid
         stdout = pipeFDs[0]
         _ = fcntl(stdout, F_SETFL, fcntl(stdout, F_GETFL) | O_NONBLOCK)
@@ -81,7 +89,7 @@ final class ChildProcess {
     }
 
     /// Reads stdout until a line containing `marker` arrives; returns that line.
-    func waitForLine(containing marker: String, timeout: Duration = .seconds(20)) throws -> String {
+    public func waitForLine(containing marker: String, timeout: Duration = .seconds(20)) throws -> String {
         var text = ""
         try withTimeout(timeout) {
             var chunk = [UInt8](repeating: 0, count: 1024)
@@ -89,7 +97,7 @@ final class ChildProcess {
                 if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }) { text = String(line); return }
                 try wait(fd: stdout, readable: true)
                 let count = read(stdout, &chunk, chunk.count)
-                if count == 0 { throw ClientError(description: "child exited before printing \(marker)") }
+                if count == 0 { throw TestSupportError(description: "child exited before printing \(marker)") }
                 if count > 0 { text += String(decoding: chunk[..<count], as: UTF8.self) }
             }
         }
@@ -97,7 +105,7 @@ final class ChildProcess {
     }
 
     /// Reads stdout until the child closes it.
-    func readToEnd(timeout: Duration) throws -> String {
+    public func readToEnd(timeout: Duration) throws -> String {
         var output: [UInt8] = []
         try withTimeout(timeout) {
             var chunk = [UInt8](repeating: 0, count: 4096)
@@ -116,7 +124,7 @@ final class ChildProcess {
 
     /// Waits (polling, so the hub keeps running) for the child to exit; its exit status, or
     /// nil if it did not exit within `timeout`.
-    func waitForExit(timeout: Duration) throws -> Int32? {
+    public func waitForExit(timeout: Duration) throws -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             var status: Int32 = 0
