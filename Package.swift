@@ -98,6 +98,7 @@ let package = Package(
                 "SproutAsync",
                 "SproutHTTP",
                 "SproutTLS",
+                "SproutRedis",
                 "CEchoPeer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
