@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "SproutTLS", targets: ["SproutTLS"]),
         .library(name: "SproutAsync", targets: ["SproutAsync"]),
         .library(name: "SproutRedis", targets: ["SproutRedis"]),
+        .library(name: "SproutMemcached", targets: ["SproutMemcached"]),
         .executable(name: "sprout", targets: ["sprout"]),
         .executable(name: "sprout-bench", targets: ["sprout-bench"]),
     ],
@@ -76,6 +77,11 @@ let package = Package(
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
         .target(
+            name: "SproutMemcached",
+            dependencies: ["Sprout", "SproutTLS"],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
+        .target(
             name: "SproutAsync",
             dependencies: ["Sprout", .product(name: "DequeModule", package: "swift-collections")],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
@@ -111,6 +117,11 @@ let package = Package(
         .testTarget(
             name: "SproutRedisTests",
             dependencies: ["SproutRedis", "Sprout", "SproutTLS", "SproutTestSupport"]
+        ),
+        .testTarget(
+            name: "SproutMemcachedTests",
+            dependencies: ["SproutMemcached", "Sprout", "SproutTestSupport"],
+            exclude: ["ketama_reference.c"]
         ),
         .testTarget(
             name: "SproutAsyncTests",
