@@ -105,6 +105,7 @@ let package = Package(
                 "SproutHTTP",
                 "SproutTLS",
                 "SproutRedis",
+                "SproutMemcached",
                 "CEchoPeer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

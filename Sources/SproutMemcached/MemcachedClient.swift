@@ -107,7 +107,45 @@ public final class MemcachedClient {
     /// - Throws: ``MemcachedError``; `GreenletExit` or an enclosing `Timeout`.
     /// - Note: A switch point.
     public func get(_ key: String) throws -> MemcachedItem? {
-        try getMany([key])[key]
+        try withConnection(for: key) { connection in
+            connection.output.append(contentsOf: "get ".utf8)
+            connection.output.append(contentsOf: key.utf8)
+            connection.output.append(contentsOf: [0x0D, 0x0A])
+            try connection.flush()
+            var item: MemcachedItem?
+            while true {
+                let line = try connection.readLine()
+                if line.equals("END") { break }
+                guard let header = Self.valueHeader(line), item == nil else { throw Self.unexpected(line, connection) }
+                item = MemcachedItem(value: try connection.readData(header.size), flags: header.flags, cas: header.cas)
+            }
+            connection.trimBuffer()
+            return item
+        }
+    }
+
+    /// `VALUE <key> <flags> <bytes> [<cas>]`, read without making strings.
+    private static func valueHeader(_ line: UnsafeRawBufferPointer) -> (flags: UInt32, size: Int, cas: UInt64?)? {
+        guard line.hasPrefix("VALUE ") else { return nil }
+        var fields: [UInt64] = []
+        var index = 6
+        while index < line.count && line[index] != 0x20 { index += 1 }   // the key
+        while index < line.count {
+            guard line[index] == 0x20 else { return nil }
+            index += 1
+            var value: UInt64 = 0
+            let start = index
+            while index < line.count && line[index] >= 0x30 && line[index] <= 0x39 {
+                let (times, overflow) = value.multipliedReportingOverflow(by: 10)
+                guard !overflow else { return nil }
+                value = times + UInt64(line[index] - 0x30)
+                index += 1
+            }
+            guard index > start else { return nil }
+            fields.append(value)
+        }
+        guard fields.count == 2 || fields.count == 3, fields[0] <= UInt64(UInt32.max), fields[1] <= 1 << 30 else { return nil }
+        return (UInt32(fields[0]), Int(fields[1]), fields.count == 3 ? fields[2] : nil)
     }
 
     /// `gets key`: the item with its cas token.
@@ -295,14 +333,9 @@ public final class MemcachedClient {
                 while true {
                     let line = try connection.readLine()
                     if line.equals("END") { break }
-                    guard line.hasPrefix("VALUE ") else { throw Self.unexpected(line, connection) }
-                    let words = line.words
-                    guard words.count >= 4, let flags = UInt32(words[2]), let size = Int(words[3]) else {
-                        throw Self.unexpected(line, connection)
-                    }
-                    let key = String(words[1])
-                    let cas = words.count >= 5 ? UInt64(words[4]) : nil
-                    items[key] = MemcachedItem(value: try connection.readData(size), flags: flags, cas: cas)
+                    guard let header = Self.valueHeader(line) else { throw Self.unexpected(line, connection) }
+                    let key = String(line.words[1])
+                    items[key] = MemcachedItem(value: try connection.readData(header.size), flags: header.flags, cas: header.cas)
                 }
                 connection.trimBuffer()
             }
@@ -315,9 +348,20 @@ public final class MemcachedClient {
         try Self.check(key)
         try checkSize(value)
         return try withConnection(for: key) { connection in
-            var head = "\(command) \(key) \(flags) \(expiration.map(Self.seconds) ?? 0) \(value.count)"
-            if let cas { head += " \(cas)" }
-            connection.output.append(contentsOf: (head + "\r\n").utf8)
+            connection.output.append(contentsOf: command.utf8)
+            connection.output.append(0x20)
+            connection.output.append(contentsOf: key.utf8)
+            connection.output.append(0x20)
+            appendDecimal(UInt64(flags), to: &connection.output)
+            connection.output.append(0x20)
+            appendDecimal(UInt64(expiration.map(Self.seconds) ?? 0), to: &connection.output)
+            connection.output.append(0x20)
+            appendDecimal(UInt64(value.count), to: &connection.output)
+            if let cas {
+                connection.output.append(0x20)
+                appendDecimal(cas, to: &connection.output)
+            }
+            connection.output.append(contentsOf: [0x0D, 0x0A])
             connection.output.append(contentsOf: value)
             connection.output.append(contentsOf: [0x0D, 0x0A])
             try connection.flush()
@@ -407,5 +451,25 @@ public final class MemcachedClient {
             return .server(text)
         }
         return connection.fail(.protocolError("unexpected reply \(text.debugDescription)"))
+    }
+}
+
+/// Appends `value` in decimal without making a string.
+@inline(__always)
+func appendDecimal(_ value: UInt64, to bytes: inout [UInt8]) {
+    if value < 10 {
+        bytes.append(UInt8(48 + value))
+        return
+    }
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    withUnsafeMutableBytes(of: &digits) { scratch in
+        var v = value
+        var i = scratch.count
+        while v > 0 {
+            i -= 1
+            scratch[i] = UInt8(48 + v % 10)
+            v /= 10
+        }
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[i...]))
     }
 }
