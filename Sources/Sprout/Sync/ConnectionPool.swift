@@ -104,11 +104,11 @@ public final class ConnectionPool<Connection> {
     /// One permit per connection that may still be handed out: `maxOpen` minus those in use.
     @usableFromInline let slots: Semaphore
     /// Oldest first; checkout takes from the end (the warmest connection).
-    @usableFromInline var idle: [Idle] = []
-    @usableFromInline var inUse = 0
-    @usableFromInline var created = 0
-    @usableFromInline var discarded = 0
-    @usableFromInline var isClosed = false
+    @usableFromInline @exclusivity(unchecked) var idle: [Idle] = []
+    @usableFromInline @exclusivity(unchecked) var inUse = 0
+    @usableFromInline @exclusivity(unchecked) var created = 0
+    @usableFromInline @exclusivity(unchecked) var discarded = 0
+    @usableFromInline @exclusivity(unchecked) var isClosed = false
 
     /// Creates a pool.
     ///

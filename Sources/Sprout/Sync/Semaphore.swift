@@ -5,7 +5,7 @@
 /// times out after being handed a permit passes it on. Greenlet-safe, not thread-safe.
 public class Semaphore {
     /// Permits currently available.
-    public private(set) var value: Int
+    @exclusivity(unchecked) public private(set) var value: Int
     let waiters = WaiterList()
 
     /// Creates a semaphore with `value` permits.

@@ -85,11 +85,11 @@ public final class HTTPClient {
 
     /// The client's configuration.
     public let configuration: Configuration
-    private var pools: [String: ConnectionPool<HTTPClientConnection>] = [:]
-    private var tlsContext: TLSContext?
+    @exclusivity(unchecked) private var pools: [String: ConnectionPool<HTTPClientConnection>] = [:]
+    @exclusivity(unchecked) private var tlsContext: TLSContext?
     private let buffers = BufferPool(bufferSize: 16 * 1024, hotLimit: 64)
-    private var hub: Hub?
-    private var isClosed = false
+    @exclusivity(unchecked) private var hub: Hub?
+    @exclusivity(unchecked) private var isClosed = false
 
     /// Creates a client; nothing is opened until the first request.
     /// - Precondition: `maxConnectionsPerHost >= 1`, `redirectLimit >= 0`.
@@ -197,7 +197,7 @@ public final class HTTPClient {
     // MARK: The exchange
 
     /// The last URL parsed: a client usually calls the same few URLs again and again.
-    private var lastURL: (text: String, parsed: ClientURL)?
+    @exclusivity(unchecked) private var lastURL: (text: String, parsed: ClientURL)?
 
     private func parsed(_ text: String) throws(HTTPClientError) -> ClientURL {
         if let lastURL, lastURL.text == text { return lastURL.parsed }
@@ -431,7 +431,7 @@ public final class HTTPClient {
 
     // MARK: Pools
 
-    private var lastPool: (origin: String, pool: ConnectionPool<HTTPClientConnection>)?
+    @exclusivity(unchecked) private var lastPool: (origin: String, pool: ConnectionPool<HTTPClientConnection>)?
 
     private func pool(for url: ClientURL, endTime: ContinuousClock.Instant?) -> ConnectionPool<HTTPClientConnection> {
         let origin = url.origin

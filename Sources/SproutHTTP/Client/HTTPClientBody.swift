@@ -109,12 +109,12 @@ public final class HTTPClientBodyWriter {
 public final class HTTPClientResponseBody {
     private let connection: HTTPClientConnection
     private let framing: ParsedResponseHead.Framing
-    private var remaining: Int
-    private var decoder = ChunkedDecoder()
-    private var gzip: GzipDecoder?
+    @exclusivity(unchecked) private var remaining: Int
+    @exclusivity(unchecked) private var decoder = ChunkedDecoder()
+    @exclusivity(unchecked) private var gzip: GzipDecoder?
     /// True once the whole body has been read.
-    public private(set) var isComplete: Bool
-    var isValid = true
+    @exclusivity(unchecked) public private(set) var isComplete: Bool
+    @exclusivity(unchecked) var isValid = true
 
     init(connection: HTTPClientConnection, framing: ParsedResponseHead.Framing, gunzip: Bool) {
         self.connection = connection

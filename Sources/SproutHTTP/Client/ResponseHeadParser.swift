@@ -57,8 +57,8 @@ enum ResponseHeadParser {
             }
             let nameBytes = UnsafeRawBufferPointer(rebasing: head[line.lowerBound..<colon])
             let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
-            guard let name = fieldName(nameBytes) else { throw .malformed("an invalid header name") }
-            switch name {
+            guard let (name, kind) = fieldName(nameBytes) else { throw .malformed("an invalid header name") }
+            switch kind {
             case .contentLength:
                 let length = try parseContentLength(value)
                 if let contentLength, contentLength != length { throw .malformed("two different Content-Length values") }
@@ -80,7 +80,7 @@ enum ResponseHeadParser {
                     if value.equalsCaseInsensitive(option, "keep-alive") { connectionKeepAlive = true }
                     start = end + 1
                 }
-            default:
+            case .other:
                 break
             }
             // The value was checked above: no byte of it needs replacing.
@@ -117,37 +117,49 @@ enum ResponseHeadParser {
 
     /// The names most responses carry come from swift-http-types' static names (no string is
     /// built or validated for them); others are made from their bytes.
+    /// The fields that decide framing, recognised by their bytes (no string comparison).
+    private enum FieldKind {
+        case contentLength, transferEncoding, connection, other
+    }
+
     @inline(__always)
-    private static func fieldName(_ bytes: UnsafeRawBufferPointer) -> HTTPField.Name? {
+    private static func fieldName(_ bytes: UnsafeRawBufferPointer) -> (HTTPField.Name, FieldKind)? {
         let span = ByteSpan(start: 0, count: bytes.count)
         switch bytes.count {
         case 4:
-            if bytes.equalsCaseInsensitive(span, "date") { return .date }
-            if bytes.equalsCaseInsensitive(span, "etag") { return .eTag }
-            if bytes.equalsCaseInsensitive(span, "vary") { return .vary }
+            if bytes.equalsCaseInsensitive(span, "date") { return (.date, .other) }
+            if bytes.equalsCaseInsensitive(span, "etag") { return (.eTag, .other) }
+            if bytes.equalsCaseInsensitive(span, "vary") { return (.vary, .other) }
         case 6:
-            if bytes.equalsCaseInsensitive(span, "server") { return .server }
+            if bytes.equalsCaseInsensitive(span, "server") { return (.server, .other) }
         case 8:
-            if bytes.equalsCaseInsensitive(span, "location") { return .location }
+            if bytes.equalsCaseInsensitive(span, "location") { return (.location, .other) }
         case 10:
-            if bytes.equalsCaseInsensitive(span, "connection") { return .connection }
-            if bytes.equalsCaseInsensitive(span, "set-cookie") { return .setCookie }
+            if bytes.equalsCaseInsensitive(span, "connection") { return (.connection, .connection) }
+            if bytes.equalsCaseInsensitive(span, "set-cookie") { return (.setCookie, .other) }
         case 12:
-            if bytes.equalsCaseInsensitive(span, "content-type") { return .contentType }
+            if bytes.equalsCaseInsensitive(span, "content-type") { return (.contentType, .other) }
         case 13:
-            if bytes.equalsCaseInsensitive(span, "cache-control") { return .cacheControl }
-            if bytes.equalsCaseInsensitive(span, "last-modified") { return .lastModified }
-            if bytes.equalsCaseInsensitive(span, "accept-ranges") { return .acceptRanges }
+            if bytes.equalsCaseInsensitive(span, "cache-control") { return (.cacheControl, .other) }
+            if bytes.equalsCaseInsensitive(span, "last-modified") { return (.lastModified, .other) }
+            if bytes.equalsCaseInsensitive(span, "accept-ranges") { return (.acceptRanges, .other) }
         case 14:
-            if bytes.equalsCaseInsensitive(span, "content-length") { return .contentLength }
+            if bytes.equalsCaseInsensitive(span, "content-length") { return (.contentLength, .contentLength) }
         case 16:
-            if bytes.equalsCaseInsensitive(span, "content-encoding") { return .contentEncoding }
+            if bytes.equalsCaseInsensitive(span, "content-encoding") { return (.contentEncoding, .other) }
         case 17:
-            if bytes.equalsCaseInsensitive(span, "transfer-encoding") { return .transferEncoding }
+            if bytes.equalsCaseInsensitive(span, "transfer-encoding") { return (.transferEncoding, .transferEncoding) }
         default:
             break
         }
-        return HTTPField.Name(String(decoding: bytes, as: UTF8.self))
+        guard let name = HTTPField.Name(String(decoding: bytes, as: UTF8.self)) else { return nil }
+        // A name outside the table may still be one of the framing fields in other case.
+        switch name.canonicalName {
+        case "content-length": return (name, .contentLength)
+        case "transfer-encoding": return (name, .transferEncoding)
+        case "connection": return (name, .connection)
+        default: return (name, .other)
+        }
     }
 
     /// `HTTP/1.x SP 3DIGIT SP reason`, the reason possibly empty (and its space missing).
