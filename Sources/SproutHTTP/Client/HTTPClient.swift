@@ -157,7 +157,8 @@ public final class HTTPClient {
         let limit = configuration.maxBodySize
         return try execute(method: method, url: try parsed(url), headers: headers, body: body,
                            redirectLimit: redirectLimit, deadline: deadline) { head, body, finalURL in
-            HTTPClientResponse(head: head, body: try body.readAll(limit: limit), url: finalURL.description)
+            HTTPClientResponse(status: head.status, fieldLines: head.fieldLines, body: try body.readAll(limit: limit),
+                               url: finalURL.description)
         }
     }
 
@@ -178,7 +179,7 @@ public final class HTTPClient {
     public func withResponse<R>(_ request: HTTPRequest, body: HTTPClientRequestBody = .none,
                                 _ handle: (HTTPResponse, HTTPClientResponseBody) throws -> R) throws -> R {
         try execute(method: request.method, url: try ClientURL(try Self.url(of: request)), headers: request.headerFields,
-                    body: body, redirectLimit: nil, deadline: nil) { head, body, _ in try handle(head, body) }
+                    body: body, redirectLimit: nil, deadline: nil) { head, body, _ in try handle(head.response, body) }
     }
 
     /// Counters of each origin's pool (`"https://host:port"` → counters).
@@ -215,7 +216,7 @@ public final class HTTPClient {
 
     private func execute<R>(method: HTTPRequest.Method, url: ClientURL, headers: HTTPFields, body: HTTPClientRequestBody,
                             redirectLimit: Int?, deadline: Duration?,
-                            _ handle: (HTTPResponse, HTTPClientResponseBody, ClientURL) throws -> R) throws -> R {
+                            _ handle: (ParsedResponseHead, HTTPClientResponseBody, ClientURL) throws -> R) throws -> R {
         if let hub {
             guard hub === Hub.current else { throw HubError.wrongThread("HTTPClient used from another thread than its own") }
         } else {
@@ -274,7 +275,7 @@ public final class HTTPClient {
     private func exchangeRetryingStale<R>(method: HTTPRequest.Method, url: ClientURL, headers: HTTPFields,
                                           body: HTTPClientRequestBody, endTime: ContinuousClock.Instant?,
                                           followRedirect: Bool,
-                                          _ handle: (HTTPResponse, HTTPClientResponseBody, ClientURL) throws -> R) throws -> Outcome<R> {
+                                          _ handle: (ParsedResponseHead, HTTPClientResponseBody, ClientURL) throws -> R) throws -> Outcome<R> {
         let pool = self.pool(for: url, endTime: endTime)
         var fresh = false
         while true {
@@ -309,7 +310,7 @@ public final class HTTPClient {
 
     private func exchange<R>(on connection: HTTPClientConnection, method: HTTPRequest.Method, url: ClientURL,
                              headers: HTTPFields, body: HTTPClientRequestBody, followRedirect: Bool,
-                             _ handle: (HTTPResponse, HTTPClientResponseBody, ClientURL) throws -> R) throws -> Outcome<R> {
+                             _ handle: (ParsedResponseHead, HTTPClientResponseBody, ClientURL) throws -> R) throws -> Outcome<R> {
         let reused = connection.exchanges > 0
         connection.receivedResponseBytes = false
         if !connection.isConnected {
@@ -324,16 +325,15 @@ public final class HTTPClient {
             throw StaleConnection(underlying: error)
         }
         connection.isReusable = head.keepAlive
-        let code = head.response.status.code
-        let gunzip = configuration.decompress
-            && head.response.headerFields[.contentEncoding]?.lowercased().trimmingSpaces == "gzip"
+        let code = head.status.code
+        let gunzip = configuration.decompress && head.contentEncoding?.lowercased().trimmingSpaces == "gzip"
         let reader = HTTPClientResponseBody(connection: connection, framing: head.framing, gunzip: gunzip)
         defer { reader.isValid = false }
         let outcome: Outcome<R>
-        if followRedirect, Self.isRedirect(code), let location = head.response.headerFields[.location] {
+        if followRedirect, Self.isRedirect(code), let location = head.location {
             outcome = .redirect(code, location)
         } else {
-            outcome = .done(try handle(head.response, reader, url))
+            outcome = .done(try handle(head, reader, url))
         }
         if !reader.discardRemainder(maxBytes: 256 * 1024) { connection.isReusable = false }
         connection.exchanges += 1

@@ -190,7 +190,7 @@ final class HTTPClientConnection {
             let head = try ResponseHeadParser.parse(UnsafeRawBufferPointer(rebasing: input.readable[..<length]),
                                                     requestMethod: method)
             input.consume(length)
-            let code = head.response.status.code
+            let code = head.status.code
             if code >= 200 { return head }
             if code == 101 { throw HTTPClientError.malformed("101 Switching Protocols without an Upgrade request") }
             scanner.reset()

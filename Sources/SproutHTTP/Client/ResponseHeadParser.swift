@@ -12,11 +12,23 @@ struct ParsedResponseHead {
         case untilClose
     }
 
-    var response: HTTPResponse
+    var status: HTTPResponse.Status
+    /// The field lines as received (validated), turned into `HTTPFields` only when asked for:
+    /// a caller that reads the status and the body pays for no field objects.
+    var fieldLines: [UInt8]
     var minorVersion: Int
     var framing: Framing
     /// The connection can carry another request once this body has been read.
     var keepAlive: Bool
+    /// `Location`, kept for redirects.
+    var location: String?
+    /// `Content-Encoding`, kept for decompression.
+    var contentEncoding: String?
+
+    /// The head as swift-http-types' response.
+    var response: HTTPResponse {
+        HTTPResponse(status: status, headerFields: ResponseHeadParser.fields(fieldLines))
+    }
 }
 
 /// Parses a complete response head (status line, fields, the empty line) as a client must:
@@ -34,12 +46,17 @@ enum ResponseHeadParser {
         guard let statusLine = lines.next() else { throw .malformed("empty head") }
         let (minor, status) = try parseStatusLine(UnsafeRawBufferPointer(rebasing: head[statusLine]))
 
-        var fields = HTTPFields()
         var contentLength: Int?
+        var location: String?
+        var contentEncoding: String?
+        var fieldsStart = -1
+        var fieldsEnd = 0
         var transferEncoding: [UInt8] = []
         var connectionClose = false
         var connectionKeepAlive = false
         while let line = lines.next(), !line.isEmpty {
+            if fieldsStart < 0 { fieldsStart = line.lowerBound }
+            fieldsEnd = line.upperBound + 2
             let first = head[line.lowerBound]
             if first == 0x20 || first == 0x09 { throw .malformed("obsolete line folding in a header field") }
             guard let colon = index(of: UInt8(ascii: ":"), in: head, line), colon > line.lowerBound else {
@@ -57,7 +74,7 @@ enum ResponseHeadParser {
             }
             let nameBytes = UnsafeRawBufferPointer(rebasing: head[line.lowerBound..<colon])
             let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
-            guard let (name, kind) = fieldName(nameBytes) else { throw .malformed("an invalid header name") }
+            let kind = fieldKind(nameBytes)
             switch kind {
             case .contentLength:
                 let length = try parseContentLength(value)
@@ -80,11 +97,13 @@ enum ResponseHeadParser {
                     if value.equalsCaseInsensitive(option, "keep-alive") { connectionKeepAlive = true }
                     start = end + 1
                 }
+            case .location:
+                location = String(decoding: value, as: UTF8.self)
+            case .contentEncoding:
+                contentEncoding = String(decoding: value, as: UTF8.self)
             case .other:
                 break
             }
-            // The value was checked above: no byte of it needs replacing.
-            fields.append(HTTPField(name: name, value: String(decoding: value, as: UTF8.self)))
         }
 
         var keepAlive = minor >= 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
@@ -111,55 +130,82 @@ enum ResponseHeadParser {
             framing = .untilClose
             keepAlive = false
         }
-        return ParsedResponseHead(response: HTTPResponse(status: status, headerFields: fields), minorVersion: minor,
-                                  framing: framing, keepAlive: keepAlive)
+        let fieldLines = fieldsStart < 0 ? [] : Array(UnsafeRawBufferPointer(rebasing: head[fieldsStart..<fieldsEnd]))
+        return ParsedResponseHead(status: status, fieldLines: fieldLines, minorVersion: minor, framing: framing,
+                                  keepAlive: keepAlive, location: location, contentEncoding: contentEncoding)
+    }
+
+    /// The fields of field lines that ``parse(_:requestMethod:)`` has validated.
+    static func fields(_ lines: [UInt8]) -> HTTPFields {
+        var fields = HTTPFields()
+        lines.withUnsafeBytes { bytes in
+            var iterator = LineIterator(bytes)
+            while let line = iterator.next(), !line.isEmpty {
+                guard let colon = index(of: UInt8(ascii: ":"), in: bytes, line) else { continue }
+                var valueStart = colon + 1
+                var valueEnd = line.upperBound
+                while valueStart < valueEnd && (bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09) { valueStart += 1 }
+                while valueEnd > valueStart && (bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+                guard let name = fieldName(UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<colon])) else { continue }
+                let value = UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd])
+                fields.append(HTTPField(name: name, value: String(decoding: value, as: UTF8.self)))
+            }
+        }
+        return fields
     }
 
     /// The names most responses carry come from swift-http-types' static names (no string is
     /// built or validated for them); others are made from their bytes.
-    /// The fields that decide framing, recognised by their bytes (no string comparison).
+    /// The fields the client itself reads, recognised by their bytes (no string made).
     private enum FieldKind {
-        case contentLength, transferEncoding, connection, other
+        case contentLength, transferEncoding, connection, location, contentEncoding, other
     }
 
     @inline(__always)
-    private static func fieldName(_ bytes: UnsafeRawBufferPointer) -> (HTTPField.Name, FieldKind)? {
+    private static func fieldKind(_ bytes: UnsafeRawBufferPointer) -> FieldKind {
+        let span = ByteSpan(start: 0, count: bytes.count)
+        switch bytes.count {
+        case 8: return bytes.equalsCaseInsensitive(span, "location") ? .location : .other
+        case 10: return bytes.equalsCaseInsensitive(span, "connection") ? .connection : .other
+        case 14: return bytes.equalsCaseInsensitive(span, "content-length") ? .contentLength : .other
+        case 16: return bytes.equalsCaseInsensitive(span, "content-encoding") ? .contentEncoding : .other
+        case 17: return bytes.equalsCaseInsensitive(span, "transfer-encoding") ? .transferEncoding : .other
+        default: return .other
+        }
+    }
+
+    /// The names most responses carry come from swift-http-types' static names (no string is
+    /// built or validated for them); others are made from their bytes.
+    private static func fieldName(_ bytes: UnsafeRawBufferPointer) -> HTTPField.Name? {
         let span = ByteSpan(start: 0, count: bytes.count)
         switch bytes.count {
         case 4:
-            if bytes.equalsCaseInsensitive(span, "date") { return (.date, .other) }
-            if bytes.equalsCaseInsensitive(span, "etag") { return (.eTag, .other) }
-            if bytes.equalsCaseInsensitive(span, "vary") { return (.vary, .other) }
+            if bytes.equalsCaseInsensitive(span, "date") { return .date }
+            if bytes.equalsCaseInsensitive(span, "etag") { return .eTag }
+            if bytes.equalsCaseInsensitive(span, "vary") { return .vary }
         case 6:
-            if bytes.equalsCaseInsensitive(span, "server") { return (.server, .other) }
+            if bytes.equalsCaseInsensitive(span, "server") { return .server }
         case 8:
-            if bytes.equalsCaseInsensitive(span, "location") { return (.location, .other) }
+            if bytes.equalsCaseInsensitive(span, "location") { return .location }
         case 10:
-            if bytes.equalsCaseInsensitive(span, "connection") { return (.connection, .connection) }
-            if bytes.equalsCaseInsensitive(span, "set-cookie") { return (.setCookie, .other) }
+            if bytes.equalsCaseInsensitive(span, "connection") { return .connection }
+            if bytes.equalsCaseInsensitive(span, "set-cookie") { return .setCookie }
         case 12:
-            if bytes.equalsCaseInsensitive(span, "content-type") { return (.contentType, .other) }
+            if bytes.equalsCaseInsensitive(span, "content-type") { return .contentType }
         case 13:
-            if bytes.equalsCaseInsensitive(span, "cache-control") { return (.cacheControl, .other) }
-            if bytes.equalsCaseInsensitive(span, "last-modified") { return (.lastModified, .other) }
-            if bytes.equalsCaseInsensitive(span, "accept-ranges") { return (.acceptRanges, .other) }
+            if bytes.equalsCaseInsensitive(span, "cache-control") { return .cacheControl }
+            if bytes.equalsCaseInsensitive(span, "last-modified") { return .lastModified }
+            if bytes.equalsCaseInsensitive(span, "accept-ranges") { return .acceptRanges }
         case 14:
-            if bytes.equalsCaseInsensitive(span, "content-length") { return (.contentLength, .contentLength) }
+            if bytes.equalsCaseInsensitive(span, "content-length") { return .contentLength }
         case 16:
-            if bytes.equalsCaseInsensitive(span, "content-encoding") { return (.contentEncoding, .other) }
+            if bytes.equalsCaseInsensitive(span, "content-encoding") { return .contentEncoding }
         case 17:
-            if bytes.equalsCaseInsensitive(span, "transfer-encoding") { return (.transferEncoding, .transferEncoding) }
+            if bytes.equalsCaseInsensitive(span, "transfer-encoding") { return .transferEncoding }
         default:
             break
         }
-        guard let name = HTTPField.Name(String(decoding: bytes, as: UTF8.self)) else { return nil }
-        // A name outside the table may still be one of the framing fields in other case.
-        switch name.canonicalName {
-        case "content-length": return (name, .contentLength)
-        case "transfer-encoding": return (name, .transferEncoding)
-        case "connection": return (name, .connection)
-        default: return (name, .other)
-        }
+        return HTTPField.Name(String(decoding: bytes, as: UTF8.self))
     }
 
     /// `HTTP/1.x SP 3DIGIT SP reason`, the reason possibly empty (and its space missing).
