@@ -48,3 +48,15 @@ struct RESPParserTests {
         }
     }
 }
+
+struct RedisErrorTests {
+    @Test func serverErrorsAreTypedByTheirFirstWord() {
+        let moved = RedisError.fromReply("MOVED 3999 127.0.0.1:6381")
+        #expect(moved == .server(code: "MOVED", message: "MOVED 3999 127.0.0.1:6381"))
+        #expect(moved.redirection?.slot == 3999 && moved.redirection?.address == "127.0.0.1:6381")
+        #expect(RedisError.fromReply("ASK 12 10.0.0.2:7000").redirection?.address == "10.0.0.2:7000")
+        #expect(RedisError.fromReply("ERR unknown command").redirection == nil)
+        #expect(!RedisError.fromReply("WRONGTYPE Operation").breaksConnection)
+        #expect(RedisError.timeout("x").breaksConnection)
+    }
+}
