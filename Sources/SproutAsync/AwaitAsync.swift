@@ -13,8 +13,20 @@ import Sprout
 /// let rows = try awaitAsync { try await client.query("SELECT 1") }
 /// ```
 ///
+/// Task-locals do not cross into the task by themselves: a greenlet is not a task, so it has
+/// none to inherit. Give the ones the async code reads (a request id, a tracing context) as
+/// `taskLocals`, and they are bound around `body` inside the task:
+///
+/// ```swift
+/// enum Request { @TaskLocal static var id: String? }
+/// let rows = try awaitAsync(taskLocals: [TaskLocalBinding(Request.$id, "req-42")]) {
+///     try await client.query("SELECT 1")     // Request.id == "req-42" in here
+/// }
+/// ```
+///
 /// - Parameters:
 ///   - priority: The task's priority.
+///   - taskLocals: Task-local values bound inside the task, outermost first.
 ///   - body: The async work. It runs on the bridge's own task executor (two threads that
 ///     spin briefly for work; see `BridgeExecutor`), or wherever the actors it awaits run,
 ///     never on the hub's thread. Blocking calls inside it hold one of those two threads.
@@ -22,7 +34,7 @@ import Sprout
 /// - Throws: What `body` threw, unchanged; `GreenletExit` or `Timeout` if the greenlet was
 ///   interrupted while waiting; ``HubError`` from the hub's loop (a callback cannot wait).
 /// - Note: A switch point.
-public func awaitAsync<T: Sendable>(priority: TaskPriority? = nil,
+public func awaitAsync<T: Sendable>(priority: TaskPriority? = nil, taskLocals: [TaskLocalBinding] = [],
                                     _ body: @escaping @Sendable () async throws -> T) throws -> T {
     let hub = Hub.current
     let outcome = AsyncResult<T>()
@@ -32,7 +44,11 @@ public func awaitAsync<T: Sendable>(priority: TaskPriority? = nil,
     let task = Task(executorPreference: BridgeExecutor.shared, priority: priority) {
         let result: Result<T, any Error>
         do {
-            result = .success(try await body())
+            if taskLocals.isEmpty {
+                result = .success(try await body())
+            } else {
+                result = .success(try await TaskLocalBinding.run(taskLocals, body))
+            }
         } catch {
             result = .failure(error)
         }
@@ -67,5 +83,24 @@ private final class Delivery<T>: @unchecked Sendable {
         case .success(let value): outcome.set(value)
         case .failure(let error): outcome.fail(error)
         }
+    }
+}
+
+/// One task-local value for ``awaitAsync(priority:taskLocals:_:)`` to bind inside its task.
+public struct TaskLocalBinding: Sendable {
+    private let bind: @Sendable (@Sendable () async throws -> any Sendable) async throws -> any Sendable
+
+    /// Binds `local` (`MyContext.$requestID`) to `value` around the task's body.
+    public init<Value: Sendable>(_ local: TaskLocal<Value>, _ value: Value) {
+        bind = { operation in try await local.withValue(value) { try await operation() } }
+    }
+
+    /// Runs `body` inside every binding, the first outermost.
+    static func run<T: Sendable>(_ bindings: [TaskLocalBinding], _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        @Sendable func nest(_ index: Int) async throws -> any Sendable {
+            if index == bindings.count { return try await body() }
+            return try await bindings[index].bind { try await nest(index + 1) }
+        }
+        return try await nest(0) as! T
     }
 }

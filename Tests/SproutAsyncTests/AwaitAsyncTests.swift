@@ -36,9 +36,29 @@ func threadCount() -> Int {
     return count
 }
 
+enum BridgeContext {
+    @TaskLocal static var requestID: String?
+    @TaskLocal static var depth = 0
+}
+
 /// Issue 13, the bridge from greenlets into async code.
 @Suite(.timeLimit(.minutes(1)))
 struct AwaitAsyncTests {
+    @Test func taskLocalsGivenAtTheCallAreSetInsideTheTask() async throws {
+        try await GreenThread.run {
+            let seen = try awaitAsync(taskLocals: [TaskLocalBinding(BridgeContext.$requestID, "req-42"),
+                                                   TaskLocalBinding(BridgeContext.$depth, 3)]) { () async -> String in
+                // Child tasks inherit them as usual.
+                let child = await Task { "\(BridgeContext.requestID ?? "none")/\(BridgeContext.depth)" }.value
+                return "\(BridgeContext.requestID ?? "none") \(BridgeContext.depth) \(child)"
+            }
+            #expect(seen == "req-42 3 req-42/3")
+            // Without bindings the task sees the defaults: nothing leaks from an earlier call.
+            let plain = try awaitAsync { () async -> String in "\(BridgeContext.requestID ?? "none") \(BridgeContext.depth)" }
+            #expect(plain == "none 0")
+        }
+    }
+
     @Test func theHubKeepsServingWhileOneGreenletAwaitsATask() async throws {
         let allDone = CrossThreadFlag()
         try await GreenThread.run {
