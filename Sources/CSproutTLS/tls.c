@@ -12,6 +12,7 @@ typedef struct {
     int fd;
     int last_errno;
     int short_read;  // the last read returned less than asked (or EAGAIN): the socket is drained
+    int eof;         // the peer's TCP end of stream has been read
 } socket_state;
 
 static int bio_write(BIO *bio, const char *data, size_t length, size_t *written) {
@@ -42,6 +43,7 @@ static int bio_read(BIO *bio, char *data, size_t length, size_t *read) {
         }
         if (count == 0) {
             state->last_errno = 0;
+            state->eof = 1;
             return 0;
         }
         if (errno == EINTR) continue;
@@ -99,9 +101,6 @@ SSL_CTX *sprout_tls_context_new(int is_server, int minimum_version) {
     SSL_CTX_set_read_ahead(context, 1);
     // No renegotiation: a server-initiated one mid-stream is a classic DoS vector.
     SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION);
-    // A peer that closes without close_notify reads as end of stream, as with plain TCP;
-    // HTTP frames its messages itself (Content-Length, chunked).
-    SSL_CTX_set_options(context, SSL_OP_IGNORE_UNEXPECTED_EOF);
     return context;
 }
 
@@ -161,4 +160,9 @@ int sprout_tls_take_short_read(SSL *ssl) {
     int was_short = state->short_read;
     state->short_read = 0;
     return was_short;
+}
+
+int sprout_tls_saw_eof(SSL *ssl) {
+    socket_state *state = BIO_get_data(SSL_get_rbio(ssl));
+    return state->eof;
 }

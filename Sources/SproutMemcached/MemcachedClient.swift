@@ -144,7 +144,7 @@ public final class MemcachedClient {
             guard index > start else { return nil }
             fields.append(value)
         }
-        guard fields.count == 2 || fields.count == 3, fields[0] <= UInt64(UInt32.max), fields[1] <= 1 << 30 else { return nil }
+        guard fields.count == 2 || fields.count == 3, fields[0] <= UInt64(UInt32.max), fields[1] <= UInt64(maxItemSize) else { return nil }
         return (UInt32(fields[0]), Int(fields[1]), fields.count == 3 ? fields[2] : nil)
     }
 
@@ -232,7 +232,9 @@ public final class MemcachedClient {
             if line.equals("EN") { return nil }
             guard line.hasPrefix("VA ") else { throw Self.unexpected(line, connection) }
             let words = line.words
-            guard words.count >= 2, let size = Int(words[1]) else { throw Self.unexpected(line, connection) }
+            guard words.count >= 2, let size = Int(words[1]), (0...Self.maxItemSize).contains(size) else {
+                throw Self.unexpected(line, connection)
+            }
             var item = MemcachedItem(value: [])
             for flag in words.dropFirst(2) {
                 let value = flag.dropFirst()
@@ -295,9 +297,16 @@ public final class MemcachedClient {
             try connection.flush()
             let line = try connection.readLine()
             if line.hasPrefix("NF") { return nil }
-            guard line.hasPrefix("VA "), let size = Int(line.words[1]) else { throw Self.unexpected(line, connection) }
+            let words = line.words
+            guard line.hasPrefix("VA "), words.count >= 2, let size = Int(words[1]), (1...20).contains(size) else {
+                throw Self.unexpected(line, connection)
+            }
+            // `line` points into the buffer, which reading the data may move: keep its text now.
+            let text = line.text
             let digits = try connection.readData(size)
-            guard let value = UInt64(String(decoding: digits, as: UTF8.self)) else { throw Self.unexpected(line, connection) }
+            guard let value = UInt64(String(decoding: digits, as: UTF8.self)) else {
+                throw connection.fail(.protocolError("unexpected reply \(text.debugDescription)"))
+            }
             return value
         }
     }
@@ -425,6 +434,10 @@ public final class MemcachedClient {
             throw MemcachedError.valueTooLarge(size: value.count, limit: configuration.maxValueSize)
         }
     }
+
+    /// The largest item a server may announce (memcached's `-I` tops out at 1 GiB); a larger
+    /// size is a broken or hostile server, refused before anything is allocated.
+    static let maxItemSize = 1 << 30
 
     /// Keys of the text protocol: 1 to 250 bytes, no space or control byte.
     static func check(_ key: String) throws {

@@ -16,9 +16,57 @@ struct RESPParser {
     /// The reply at the start of `buffer` and its length, or nil if it is not complete yet.
     /// - Throws: ``RedisError/protocolError(_:)`` for bytes that are not RESP.
     func parse(_ buffer: UnsafeRawBufferPointer) throws(RedisError) -> (value: RESPValue, length: Int)? {
+        // A cheap walk first (no value built, nothing allocated): a large reply that arrives in
+        // many pieces is then materialised once, not once per piece.
+        var end = 0
+        guard try isComplete(buffer, &end, depth: 0) else { return nil }
         var position = 0
         guard let value = try parseValue(buffer, &position, depth: 0) else { return nil }
         return (value, position)
+    }
+
+    /// True if a whole reply starts at `p` (and moves `p` past it); checks sizes and nesting,
+    /// leaving the rest of the grammar to ``parseValue(_:_:depth:)``.
+    private func isComplete(_ b: UnsafeRawBufferPointer, _ p: inout Int, depth: Int) throws(RedisError) -> Bool {
+        guard p < b.count else { return false }
+        let type = b[p]
+        guard let lineEnd = Self.lineEnd(b, from: p + 1) else {
+            if b.count - p > 64 * 1024 { throw .protocolError("a reply line longer than 64 KiB") }
+            return false
+        }
+        let line = UnsafeRawBufferPointer(rebasing: b[(p + 1)..<lineEnd])
+        let afterLine = lineEnd + 2
+        switch type {
+        case UInt8(ascii: "$"), UInt8(ascii: "!"), UInt8(ascii: "="):
+            let length = try Self.integer(line)
+            if length == -1 && type == UInt8(ascii: "$") {
+                p = afterLine
+                return true
+            }
+            guard length >= 0, length <= maxBulkLength else { throw .protocolError("a bulk length of \(length)") }
+            guard b.count >= afterLine + Int(length) + 2 else { return false }
+            p = afterLine + Int(length) + 2
+            return true
+        case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):
+            let count = try Self.integer(line)
+            if count == -1 && type == UInt8(ascii: "*") {
+                p = afterLine
+                return true
+            }
+            guard count >= 0, count <= maxElements else { throw .protocolError("an aggregate of \(count) elements") }
+            guard depth < maxDepth else { throw .protocolError("replies nested deeper than \(maxDepth)") }
+            var elements = Int(count)
+            if type == UInt8(ascii: "%") { elements *= 2 }
+            if type == UInt8(ascii: "|") { elements = elements * 2 + 1 }
+            p = afterLine
+            for _ in 0..<elements {
+                guard try isComplete(b, &p, depth: depth + 1) else { return false }
+            }
+            return true
+        default:
+            p = afterLine
+            return true
+        }
     }
 
     private func parseValue(_ b: UnsafeRawBufferPointer, _ p: inout Int, depth: Int) throws(RedisError) -> RESPValue? {

@@ -53,16 +53,29 @@ extension Double: RedisArgument {
 public struct RedisCommand {
     var count = 0
     var body: [UInt8] = []
+    /// The command's name in capitals, for the commands that change a connection's state.
+    let name: String
 
     /// A command named `name` (`"GET"`); add its arguments with ``append(_:)``.
     public init(_ name: String) {
+        self.name = Self.stateName(name)
         body.reserveCapacity(64)
         append(name)
     }
 
     /// A command from all its words: `RedisCommand(words: ["SET", "k", "v"])`.
     public init(words: [any RedisArgument]) {
+        name = (words.first as? String).map(Self.stateName) ?? ""
         for word in words { appendAny(word) }
+    }
+
+    /// `name` in capitals when it is a command that changes the connection's session (the only
+    /// ones the connection tracks), else empty: ordinary commands pay no uppercasing.
+    private static func stateName(_ name: String) -> String {
+        let count = name.utf8.count
+        guard count >= 4 && count <= 10 else { return "" }
+        let upper = name.uppercased()
+        return RedisConnection.sessionCommands.contains(upper) ? upper : ""
     }
 
     /// Adds one argument.

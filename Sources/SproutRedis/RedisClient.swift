@@ -113,11 +113,19 @@ public final class RedisClient: RedisCommands {
 
     /// Runs `body` with one connection held for it alone: for `WATCH` … `MULTI`/`EXEC`, or for
     /// commands whose state lives in the connection. A connection left watching is sent
-    /// `UNWATCH` before it goes back to the pool.
+    /// `UNWATCH` before it goes back to the pool; one left in a MULTI, or changed for good
+    /// (`SELECT`, `CLIENT …`, `SUBSCRIBE`), or whose body threw, is closed instead.
     /// - Throws: what checking out a connection throws (see ``send(_:)``), and what `body` throws.
     public func withConnection<R>(_ body: (RedisConnection) throws -> R) throws -> R {
         try connections().withConnection { connection in
-            let result = try body(connection)
+            let result: R
+            do {
+                result = try body(connection)
+            } catch {
+                // Whatever state the body left (a MULTI, a WATCH), nobody else gets it.
+                connection.changedSession = true
+                throw error
+            }
             if connection.isWatching && !connection.isBroken { try connection.unwatch() }
             return result
         }
@@ -163,7 +171,7 @@ public final class RedisClient: RedisCommands {
                                  idleExpiry: configuration.idleTimeout),
             open: { try RedisConnection.open(configuration, tls: tls) },
             close: { $0.close() },
-            isReusable: { !$0.isBroken && !$0.isWatching && !$0.isSubscribed },
+            isReusable: { $0.isReusable },
             isBroken: { error in (error as? RedisError)?.breaksConnection ?? true })
         self.pool = pool
         return pool

@@ -19,6 +19,40 @@ public final class RedisConnection: RedisCommands {
     public internal(set) var isWatching = false
     /// True once in subscriber mode (only pub/sub commands are allowed then).
     var isSubscribed = false
+    /// True between MULTI and EXEC/DISCARD.
+    public private(set) var isInTransaction = false
+    /// True once a command changed the session for good (SELECT, AUTH, HELLO, CLIENT, …): the
+    /// connection is closed after use instead of going back to the pool.
+    public internal(set) var changedSession = false
+
+    /// The largest reply (or pipeline of replies in the buffer at once) a connection takes.
+    static let maxReplyBytes = 1 << 30
+
+    /// True when the pool may hand the connection to another greenlet as it is.
+    var isReusable: Bool { !isBroken && !isWatching && !isInTransaction && !isSubscribed && !changedSession }
+
+    /// Commands after which a connection is not like a fresh one.
+    static let sessionCommands: Set<String> = ["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "AUTH", "HELLO",
+                                                "CLIENT", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "RESET", "READONLY"]
+
+    /// Follows the session state a command leaves behind.
+    @inline(__always)
+    private func track(_ command: RedisCommand) {
+        guard !command.name.isEmpty else { return }
+        switch command.name {
+        case "MULTI": isInTransaction = true
+        case "EXEC", "DISCARD":
+            isInTransaction = false
+            isWatching = false
+        case "WATCH": isWatching = true
+        case "UNWATCH": isWatching = false
+        case "RESET":
+            isInTransaction = false
+            isWatching = false
+            changedSession = true
+        default: changedSession = true
+        }
+    }
     /// The protocol version the connection speaks (3 after `HELLO 3`).
     public let protocolVersion: Int
 
@@ -47,8 +81,12 @@ public final class RedisConnection: RedisCommands {
             try? socket.setNoDelay(true)
             socket.shortReadsDrain = true
             if let tls {
-                let secured = try withTimeout(configuration.connectTimeout) {
-                    try TLSSocket(clientOn: socket, context: tls, serverName: configuration.tlsServerName ?? configuration.host)
+                let secured: TLSSocket
+                do {
+                    secured = try TLSSocket(clientOn: socket, context: tls, serverName: configuration.tlsServerName ?? configuration.host,
+                                            handshakeTimeout: configuration.connectTimeout)
+                } catch let error as TLSError where error.kind == .handshakeTimedOut {
+                    throw RedisError.timeout("no TLS handshake with \(configuration.host):\(configuration.port) within \(configuration.connectTimeout)")
                 }
                 stream = NetworkStream(socket: socket, tls: secured)
             }
@@ -85,7 +123,9 @@ public final class RedisConnection: RedisCommands {
             commands.append(select)
         }
         guard !commands.isEmpty else { return }
-        for reply in try pipeline(commands) {
+        let replies = try pipeline(commands)
+        changedSession = false   // the configured session is this connection's fresh state
+        for reply in replies {
             if case .error(let message) = reply { throw RedisError.fromReply(message) }
         }
     }
@@ -116,6 +156,7 @@ public final class RedisConnection: RedisCommands {
         try checkUsable()
         output.removeAll(keepingCapacity: true)
         command.encode(into: &output)
+        track(command)
         try write()
         return try readReply()
     }
@@ -127,7 +168,10 @@ public final class RedisConnection: RedisCommands {
         try checkUsable()
         guard !commands.isEmpty else { return [] }
         output.removeAll(keepingCapacity: true)
-        for command in commands { command.encode(into: &output) }
+        for command in commands {
+            command.encode(into: &output)
+            track(command)
+        }
         try write()
         var replies: [RESPValue] = []
         replies.reserveCapacity(commands.count)
@@ -141,13 +185,11 @@ public final class RedisConnection: RedisCommands {
         var command = RedisCommand("WATCH")
         command.append(contentsOf: keys)
         _ = try send(command)
-        isWatching = true
     }
 
     /// `UNWATCH`.
     public func unwatch() throws {
         _ = try send(RedisCommand("UNWATCH"))
-        isWatching = false
     }
 
     /// Runs `commands` atomically: `MULTI`, the commands, `EXEC`, all in one write.
@@ -159,7 +201,6 @@ public final class RedisConnection: RedisCommands {
     public func transaction(_ commands: [RedisCommand]) throws -> [RESPValue]? {
         // A command refused while queueing makes EXEC answer EXECABORT, thrown below.
         let replies = try pipeline([RedisCommand("MULTI")] + commands + [RedisCommand("EXEC")])
-        isWatching = false
         switch replies.last! {
         case .null: return nil
         case .array(let results): return results
@@ -235,6 +276,10 @@ public final class RedisConnection: RedisCommands {
                 end -= start
                 start = 0
             } else {
+                guard capacity < Self.maxReplyBytes else {
+                    isBroken = true
+                    throw RedisError.protocolError("a reply larger than \(Self.maxReplyBytes >> 20) MiB")
+                }
                 let larger = UnsafeMutableRawPointer.allocate(byteCount: capacity * 2, alignment: 16)
                 larger.copyMemory(from: buffer, byteCount: end)
                 buffer.deallocate()

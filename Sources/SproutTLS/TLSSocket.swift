@@ -26,6 +26,10 @@ public final class TLSSocket {
     private var sentCloseNotify = false
     /// The ALPN protocol both sides agreed on, if any.
     public private(set) var negotiatedProtocol: String?
+    /// True once a read met the peer's TCP close without its TLS close_notify first. Reads
+    /// then return end of stream; a protocol whose message ends at the close (an HTTP body
+    /// without length) must treat the message as possibly truncated by an attacker.
+    public private(set) var endedWithoutCloseNotify = false
 
     /// The longest each read or write waits (the socket's timeout).
     public var timeout: Duration? {
@@ -58,12 +62,14 @@ public final class TLSSocket {
 
     /// Runs the client handshake on a connected socket.
     ///
-    /// - Parameter serverName: SNI and the name the certificate must carry; nil sends no SNI
-    ///   and checks no name (only with ``TLSConfiguration/CertificateVerification/none``
-    ///   does that make sense).
+    /// - Parameters:
+    ///   - serverName: SNI and the name the certificate must carry; nil sends no SNI and checks
+    ///     no name (only with ``TLSConfiguration/CertificateVerification/none`` does that make
+    ///     sense).
+    ///   - handshakeTimeout: Overrides the context's handshake timeout for this connection.
     /// - Throws: ``TLSError``; `GreenletExit` or an enclosing `Timeout`. The socket is left
     ///   open on failure; the caller closes it.
-    public init(clientOn socket: Socket, context: TLSContext, serverName: String?) throws {
+    public init(clientOn socket: Socket, context: TLSContext, serverName: String?, handshakeTimeout: Duration? = nil) throws {
         precondition(context.configuration.side == .client, "TLSSocket(clientOn:) needs a client context")
         self.socket = socket
         self.context = context
@@ -74,9 +80,10 @@ public final class TLSSocket {
             guard sprout_tls_set_peer_name(ssl, serverName, isAddress ? 1 : 0, 1) == 1 || !verifies else {
                 throw TLSError(.configuration, "cannot use \(serverName) as the server's name: \(takeOpenSSLError() ?? "unknown")")
             }
+            _ = takeOpenSSLError()
         }
         SSL_set_connect_state(ssl)
-        try handshake()
+        try handshake(limit: handshakeTimeout ?? context.configuration.handshakeTimeout)
     }
 
     /// Runs the server handshake on an accepted socket.
@@ -90,7 +97,7 @@ public final class TLSSocket {
         self.context = context
         ssl = try makeSSL()
         SSL_set_accept_state(ssl)
-        try handshake()
+        try handshake(limit: context.configuration.handshakeTimeout)
     }
 
     deinit {
@@ -106,11 +113,12 @@ public final class TLSSocket {
 
     // MARK: Handshake
 
-    private func handshake() throws {
-        let limit = context.configuration.handshakeTimeout
+    private func handshake(limit: Duration) throws {
         let deadline = ContinuousClock.now + limit
         while true {
             let ssl = try open("handshake")
+            // The error queue is per thread, shared by every greenlet of the hub.
+            ERR_clear_error()
             let result = SSL_do_handshake(ssl)
             if result == 1 { break }
             let error = SSL_get_error(ssl, result)
@@ -136,6 +144,9 @@ public final class TLSSocket {
 
     private func handshakeFailure(_ ssl: OpaquePointer, _ error: Int32) -> any Error {
         let queued = takeOpenSSLError()
+        if sprout_tls_saw_eof(ssl) == 1 && SSL_get_verify_result(ssl) == X509_V_OK {
+            return TLSError(.handshakeFailed, "the peer closed the connection during the handshake")
+        }
         let verification = SSL_get_verify_result(ssl)
         if verification != X509_V_OK {
             let reason = String(cString: X509_verify_cert_error_string(verification))
@@ -180,6 +191,12 @@ public final class TLSSocket {
                 try park(readable: error == SSL_ERROR_WANT_READ, "recv", deadline: &deadline,
                          afterEAGAIN: error == SSL_ERROR_WANT_READ)
             default:
+                if sprout_tls_saw_eof(ssl) == 1 {
+                    // TCP closed without close_notify ("unexpected eof while reading").
+                    _ = takeOpenSSLError()
+                    endedWithoutCloseNotify = true
+                    return 0
+                }
                 throw ioFailure(ssl, error, "recv")
             }
         }

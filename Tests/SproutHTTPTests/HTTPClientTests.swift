@@ -328,6 +328,25 @@ extension HTTPSuites {
             }
         }
 
+        @Test func poolsOfHostsNoLongerCalledLetGoOfTheirSockets() async throws {
+            try await green(timeout: .seconds(60)) { () throws in
+                let nginx = try NginxPeer()
+                let python = try PythonPeer()
+                let client = try testClient { $0.idleTimeout = .milliseconds(200) }
+                defer { client.close() }
+                _ = try client.get("http://127.0.0.1:\(python.port)/hello")
+                #expect(client.statistics["http://127.0.0.1:\(python.port)"]?.open == 1)
+                let end = ContinuousClock.now + .milliseconds(1500)
+                while ContinuousClock.now < end {
+                    _ = try client.get("http://127.0.0.1:\(nginx.http)/")
+                    try sleep(for: .milliseconds(50))
+                }
+                // python's pool was not used again: its connection expired and the pool went.
+                #expect(client.statistics["http://127.0.0.1:\(python.port)"] == nil)
+                #expect(client.statistics["http://127.0.0.1:\(nginx.http)"]?.open == 1)
+            }
+        }
+
         @Test func sendsTheFieldsCurlSends() async throws {
             try await green { () throws in
                 try withServer { port, _ in

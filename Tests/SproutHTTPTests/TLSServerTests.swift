@@ -105,6 +105,106 @@ extension HTTPSuites {
             }
         }
 
+        @Test func aRequestWhoseRecordArrivesInPiecesAfterAnIdlePauseIsServed() async throws {
+            try await green(timeout: .seconds(60)) { () throws in
+                let certificates = try TestCertificates.ensure()
+                let tls = TLSConfiguration.server(certificateChainFile: certificates + "/server.pem",
+                                                  privateKeyFile: certificates + "/server-key.pem")
+                try withServer(testConfiguration { $0.tls = tls }) { port, _ in
+                    // A relay that forwards each piece from the client in two halves 150 ms apart,
+                    // so that the server sees part of a TLS record, then nothing for a while.
+                    let relay = try Socket.listen(host: "127.0.0.1", port: 0)
+                    defer { relay.close() }
+                    let relaying = spawn { () throws in
+                        let (client, _) = try relay.accept()
+                        defer { client.close() }
+                        let upstream = try Socket.connect(host: "127.0.0.1", port: port)
+                        defer { upstream.close() }
+                        let back = spawn { () throws in
+                            var buffer = [UInt8](repeating: 0, count: 65536)
+                            while true {
+                                let count = try buffer.withUnsafeMutableBytes { try upstream.recv(into: $0) }
+                                if count == 0 { return }
+                                try client.sendAll(Array(buffer[..<count]))
+                            }
+                        }
+                        defer { back.kill() }
+                        while true {
+                            let piece = try client.recv(maxLength: 65536)
+                            if piece.isEmpty { return }
+                            let half = max(1, piece.count / 2)
+                            try upstream.sendAll(Array(piece[..<half]))
+                            try sleep(for: .milliseconds(150))
+                            if half < piece.count { try upstream.sendAll(Array(piece[half...])) }
+                        }
+                    }
+                    defer { relaying.kill() }
+                    let context = try TLSContext(configuration: .client(trustRoots: .file(certificates + "/ca.pem")))
+                    let client = try TLSSocket.connect(host: "127.0.0.1", port: relay.localAddress.port, context: context)
+                    defer { client.close() }
+                    client.timeout = .seconds(10)
+                    for round in 0..<2 {
+                        try client.sendAll(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                        var reply: [UInt8] = []
+                        while !String(decoding: reply, as: UTF8.self).hasSuffix("Hello, World!") {
+                            let piece = try client.recv(maxLength: 4096)
+                            if piece.isEmpty { break }
+                            reply += piece
+                        }
+                        #expect(String(decoding: reply, as: UTF8.self).hasSuffix("Hello, World!"), "round \(round)")
+                        try sleep(for: .milliseconds(100))   // longer than the server's idle grace
+                    }
+                }
+            }
+        }
+
+        @Test func clientsStuckInTheHandshakeAreEvictedForNewOnes() async throws {
+            try await green(timeout: .seconds(60)) { () throws in
+                let certificates = try TestCertificates.ensure()
+                let tls = TLSConfiguration.server(certificateChainFile: certificates + "/server.pem",
+                                                  privateKeyFile: certificates + "/server-key.pem",
+                                                  handshakeTimeout: .seconds(30))
+                try withServer(testConfiguration { $0.tls = tls; $0.maxConnections = 2 }) { port, server in
+                    let silent = try (0..<2).map { _ in try Socket.connect(host: "127.0.0.1", port: port) }
+                    defer { silent.forEach { $0.close() } }
+                    while server.connectionCount < 2 { try sleep(for: .milliseconds(5)) }
+                    let client = try testClient()
+                    defer { client.close() }
+                    let started = ContinuousClock.now
+                    #expect(try client.get("https://127.0.0.1:\(port)/").text == "Hello, World!")
+                    #expect(ContinuousClock.now - started < .seconds(10))
+                    #expect(server.evictedConnectionCount >= 1)
+                }
+            }
+        }
+
+        @Test func aCloseDelimitedBodyCutWithoutCloseNotifyIsAnError() async throws {
+            try await green(timeout: .seconds(60)) { () throws in
+                let certificates = try TestCertificates.ensure()
+                let context = try TLSContext(configuration: .server(certificateChainFile: certificates + "/server.pem",
+                                                                    privateKeyFile: certificates + "/server-key.pem"))
+                var cleanly = false
+                let server = StreamServer(port: 0) { connection, _ in
+                    let tls = try TLSSocket(serverOn: connection, context: context)
+                    _ = try tls.recv(maxLength: 4096)
+                    try tls.sendAll(Array("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart of a body".utf8))
+                    if cleanly { tls.close() } else { tls.socket.close() }   // with or without close_notify
+                }
+                try server.start()
+                defer { server.stop(timeout: .milliseconds(200)) }
+                let client = try testClient()
+                defer { client.close() }
+                do {
+                    try client.get("https://127.0.0.1:\(server.port)/")
+                    Issue.record("a body cut without close_notify was accepted")
+                } catch let error as HTTPClientError {
+                    #expect(error.kind == .connectionClosed && error.message.contains("close_notify"), "\(error)")
+                }
+                cleanly = true
+                #expect(try client.get("https://127.0.0.1:\(server.port)/").text == "part of a body")
+            }
+        }
+
         @Test func badCertificateFilesFailAtStartWithTheirNames() async throws {
             try await green { () throws in
                 let certificates = try TestCertificates.ensure()

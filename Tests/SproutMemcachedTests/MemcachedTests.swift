@@ -207,6 +207,39 @@ extension MemcachedSuites {
             }
         }
 
+        @Test func aHostileServerCannotCrashTheClient() async throws {
+            try await green { () throws in
+                let answers = ["VALUE k 0 -5\r\nEND\r\n", "VALUE k 0 99999999999999\r\n", "VA -1 f0\r\n", "VA\r\n",
+                               "VA 999999999999 f0\r\n", "STORED extra\r\n"]
+                var index = 0
+                let server = StreamServer(port: 0) { connection, _ in
+                    while true {
+                        let request = try connection.recv(maxLength: 4096)
+                        if request.isEmpty { return }
+                        try connection.sendAll(answers[min(index, answers.count - 1)])
+                        index += 1
+                    }
+                }
+                try server.start()
+                defer { server.stop(timeout: .milliseconds(100)) }
+                let cache = MemcachedClient(servers: [.init(host: "127.0.0.1", port: server.port)],
+                                            configuration: .init(retryDelay: .zero))
+                defer { cache.close() }
+                let calls: [() throws -> Void] = [
+                    { _ = try cache.get("k") }, { _ = try cache.get("k") }, { _ = try cache.metaGet("k") },
+                    { _ = try cache.metaArithmetic("k") }, { _ = try cache.metaGet("k") }, { try cache.set("k", [1]) },
+                ]
+                for (number, call) in calls.enumerated() {
+                    do {
+                        try call()
+                        Issue.record("answer \(number) was accepted")
+                    } catch let error as MemcachedError {
+                        if case .protocolError = error {} else { Issue.record("answer \(number): \(error)") }
+                    }
+                }
+            }
+        }
+
         @Test func badInputIsRefusedBeforeSendingAndLargeValuesWork() async throws {
             try await green { () throws in
                 let peer = try MemcachedPeer()

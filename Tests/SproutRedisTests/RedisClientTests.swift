@@ -271,6 +271,28 @@ extension RedisSuites {
             }
         }
 
+        @Test func aConnectionLeftInASessionStateIsNotPooled() async throws {
+            try await green { () throws in
+                let peer = try RedisPeer()
+                let redis = redisClient(peer) { $0.maxConnections = 1 }
+                defer { redis.close() }
+                try redis.set("x", "1")
+                // A raw MULTI left open: the next user must not find its commands QUEUED.
+                #expect(try redis.send("MULTI") == .simpleString("OK"))
+                #expect(try redis.getString("x") == "1")
+                try redis.send("SELECT", "5")
+                #expect(try redis.getString("x") == "1")   // database 0 again, on a fresh connection
+                do {
+                    try redis.withConnection { connection in
+                        try connection.watch(["x"])
+                        throw RedisError.invalidArgument("the caller gave up")
+                    }
+                } catch let error as RedisError { #expect(error == .invalidArgument("the caller gave up")) }
+                #expect(try redis.transaction([RedisCommand("INCR").with("x")]) == [.integer(2)])
+                #expect(redis.statistics?.discarded == 3)
+            }
+        }
+
         @Test func badInputNeverCorruptsAConnection() async throws {
             try await green { () throws in
                 let peer = try RedisPeer()

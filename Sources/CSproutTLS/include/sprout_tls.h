@@ -30,4 +30,7 @@ int sprout_tls_last_errno(SSL *ssl);
 /// Whether the BIO's last read came back short or with EAGAIN (then clears it).
 int sprout_tls_take_short_read(SSL *ssl);
 
+/// Whether the BIO has read the peer's TCP end of stream.
+int sprout_tls_saw_eof(SSL *ssl);
+
 #endif

@@ -178,6 +178,12 @@ public final class ConnectionPool<Connection> {
         return result
     }
 
+    /// Closes the idle connections past their idle expiry or lifetime now (checkouts and returns
+    /// do it too; a pool nobody uses needs this, from its owner, to let go of its sockets).
+    public func closeExpiredConnections() {
+        expireIdle(now: monotonicNanoseconds())
+    }
+
     /// Closes the idle connections and refuses later checkouts; connections in use are closed
     /// as they come back. Waiting greenlets are woken with ``ConnectionPoolError/closed``.
     public func close() {

@@ -29,6 +29,14 @@ final class GzipDecoder {
         return count
     }
 
+    /// Starts inflating the next gzip member of the same body.
+    func startNextMember() throws {
+        guard inflateReset(&stream) == Z_OK else {
+            throw HTTPClientError(.decompressionFailed, "zlib could not start the next gzip member")
+        }
+        isFinished = false
+    }
+
     /// Inflates waiting input into `output`; returns the bytes produced (0 if it needs input).
     func inflate(into output: UnsafeMutableRawBufferPointer) throws -> Int {
         if !started {

@@ -224,6 +224,7 @@ public final class HTTPClient {
         }
         guard !isClosed else { throw HTTPClientError(.invalidRequest, "the client is closed") }
         try Self.validate(headers)
+        sweepPoolsNowAndThen()
         let endTime = (deadline ?? configuration.deadline).map { ContinuousClock.now + $0 }
         let limit = redirectLimit ?? configuration.redirectLimit
         var followed = 0
@@ -335,7 +336,7 @@ public final class HTTPClient {
         } else {
             outcome = .done(try handle(head, reader, url))
         }
-        if !reader.discardRemainder(maxBytes: 256 * 1024) { connection.isReusable = false }
+        if try !reader.discardRemainder(maxBytes: 256 * 1024) { connection.isReusable = false }
         connection.exchanges += 1
         return outcome
     }
@@ -453,6 +454,24 @@ public final class HTTPClient {
         pools[origin] = pool
         lastPool = (origin, pool)
         return pool
+    }
+
+    @exclusivity(unchecked) private var lastSweep = ContinuousClock.now
+
+    /// At most once a second: closes expired idle connections in every pool (a pool only
+    /// expires its own when it is used) and forgets pools with nothing open, so that a client
+    /// calling many hosts does not keep their sockets for ever.
+    private func sweepPoolsNowAndThen() {
+        let now = ContinuousClock.now
+        guard now - lastSweep >= .seconds(1), pools.count > 1 || lastPool == nil else { return }
+        lastSweep = now
+        for (origin, pool) in pools {
+            pool.closeExpiredConnections()
+            let statistics = pool.statistics
+            if statistics.open == 0 && statistics.waiting == 0 && lastPool?.origin != origin {
+                pools[origin] = nil
+            }
+        }
     }
 
     private func tlsContextForClient() throws -> TLSContext {

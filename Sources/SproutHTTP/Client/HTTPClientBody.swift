@@ -1,4 +1,5 @@
 import Glibc
+import Sprout
 
 /// The body of a request ``HTTPClient`` sends.
 ///
@@ -155,7 +156,10 @@ public final class HTTPClientResponseBody {
     public func readAll(limit: Int) throws -> [UInt8] {
         if case .length(let length) = framing, gzip == nil {
             guard length <= limit else { throw HTTPClientError(.bodyTooLarge, "the body's \(length) bytes exceed the limit of \(limit)") }
-            // Straight into the array: one allocation, no copy through a scratch buffer.
+        }
+        if case .length = framing, gzip == nil, remaining <= 1 << 20 {
+            // Straight into the array: one allocation, no copy through a scratch buffer. (Larger
+            // bodies grow as they arrive: a declared length alone never reserves much memory.)
             let wanted = remaining
             return try [UInt8](unsafeUninitializedCapacity: wanted) { storage, count in
                 while count < wanted {
@@ -179,13 +183,22 @@ public final class HTTPClientResponseBody {
         return bytes
     }
 
-    /// Reads and drops the rest, up to `maxBytes`; true if the body is then complete.
-    func discardRemainder(maxBytes: Int) -> Bool {
+    /// Reads and drops the rest, up to `maxBytes`; true if the body is then complete, false if
+    /// it is longer or the connection failed (it is then not reused).
+    /// - Throws: `GreenletExit` or an enclosing `Timeout` landing meanwhile.
+    func discardRemainder(maxBytes: Int) throws -> Bool {
         if isComplete { return true }
-        return withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 16) { chunk in
+        return try withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 16) { chunk in
             var dropped = 0
             while dropped <= maxBytes {
-                guard let count = try? readRaw(into: chunk) else { return false }
+                let count: Int
+                do {
+                    count = try readRaw(into: chunk)
+                } catch let error where error is GreenletExit || error is Timeout {
+                    throw error   // a kill or a deadline is never swallowed
+                } catch {
+                    return false
+                }
                 if count == 0 { return isComplete }
                 dropped += count
             }
@@ -208,7 +221,15 @@ public final class HTTPClientResponseBody {
             return count
         case .untilClose:
             let count = try connection.readBody(into: buffer)
-            if count == 0 { isComplete = true }
+            if count == 0 {
+                // Over TLS the end of such a body must be the server's close_notify: a bare TCP
+                // close may be an attacker cutting the body short.
+                if connection.transport.tls?.endedWithoutCloseNotify == true {
+                    throw HTTPClientError(.connectionClosed,
+                                          "the server closed the connection without TLS close_notify: the body (delimited by the close) may be truncated")
+                }
+                isComplete = true
+            }
             return count
         case .chunked:
             while true {
@@ -243,18 +264,15 @@ public final class HTTPClientResponseBody {
     private func readDecompressed(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let gzip else { return 0 }
         while true {
-            if gzip.isFinished {
-                // Bytes after the gzip stream's end are not part of it: drain the framing.
-                var scratch = [UInt8](repeating: 0, count: 512)
-                while try scratch.withUnsafeMutableBytes({ try readRaw(into: $0) }) > 0 {}
-                return 0
-            }
             if !gzip.hasInput {
                 let count = try gzip.withInputSpace { try readRaw(into: $0) }
                 if count == 0 {
+                    if gzip.isFinished { return 0 }
                     throw HTTPClientError(.decompressionFailed, "the gzip body ended before its end of stream")
                 }
             }
+            // A gzip file may hold several members one after another (RFC 1952 §2.2).
+            if gzip.isFinished { try gzip.startNextMember() }
             let produced = try gzip.inflate(into: buffer)
             if produced > 0 { return produced }
         }

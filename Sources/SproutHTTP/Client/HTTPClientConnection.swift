@@ -62,9 +62,7 @@ final class HTTPClientConnection {
             // The handshake shares the connect timeout.
             let left = timeout - (ContinuousClock.now - started)
             guard left > .zero else { throw timedOutConnecting(url, timeout, deadline) }
-            let secured = try withHandshakeLimit(left) {
-                try TLSSocket(clientOn: socket, context: tls, serverName: url.host)
-            }
+            let secured = try TLSSocket(clientOn: socket, context: tls, serverName: url.host, handshakeTimeout: left)
             return NetworkStream(socket: socket, tls: secured)
         } catch let error as TLSError where error.kind == .handshakeTimedOut {
             socket.close()
@@ -80,15 +78,6 @@ final class HTTPClientConnection {
             return HTTPClientError(.deadlineExceeded, "the request's deadline passed while connecting to \(url.origin)")
         }
         return HTTPClientError(.connectTimedOut, "no connection to \(url.origin) within \(timeout)")
-    }
-
-    /// Runs `body` under a `Timeout` of `limit`, turned into a handshake timeout.
-    private static func withHandshakeLimit<R>(_ limit: Duration, _ body: () throws -> R) throws -> R {
-        do {
-            return try withTimeout(limit, body)
-        } catch let timeout as Timeout where timeout.duration == limit {
-            throw TLSError(.handshakeTimedOut, "no complete handshake within \(limit)")
-        }
     }
 
     func close() {

@@ -122,8 +122,9 @@ enum ResponseHeadParser {
             }
             framing = .chunked
             // Content-Length beside Transfer-Encoding is a smuggling attempt or a broken
-            // intermediary: the chunked framing wins, and the connection is not reused.
-            if contentLength != nil { keepAlive = false }
+            // intermediary, and Transfer-Encoding in HTTP/1.0 is faulty framing (RFC 9112
+            // §6.1): the chunked framing wins, and the connection is not reused.
+            if contentLength != nil || minor == 0 { keepAlive = false }
         } else if let contentLength {
             framing = contentLength == 0 ? .none : .length(contentLength)
         } else {

@@ -56,6 +56,10 @@ final class HTTPConnection {
         }
         do {
             if let context = server.tlsContext {
+                // While it handshakes, a connection is as evictable as an idle one: clients that
+                // connect and say nothing cannot hold every slot for the handshake timeout.
+                server.becameIdle(self)
+                defer { server.becameBusy(self) }
                 do {
                     try transport.acceptTLS(context)
                 } catch let error as TLSError {
@@ -162,11 +166,30 @@ final class HTTPConnection {
             input.release(to: pool)
             releaseUnusedStackPages()
             guard try transport.waitReadable(timeout: idleTimeout - grace) else { return false }
+            // Over TLS, readable may mean only part of a record: wait for the rest (bounded by
+            // the header timeout) instead of taking "nothing decrypted yet" for an end.
+            if transport.tls != nil { return try receiveTLSRecord() }
             return try receiveNow()
         } catch is GreenletExit where server.isDraining && !drainWoken {
             // Woken by a graceful stop: answer a request that is already here, else close.
             drainWoken = true
             return try receiveNow()
+        }
+    }
+
+    /// Receives the first decrypted bytes of a request whose TLS record has begun to arrive.
+    private func receiveTLSRecord() throws -> Bool {
+        guard let space = try input.receiveSpace(limit: configuration.headLimits.maxHeadLength + 1, pool: pool) else {
+            return false
+        }
+        transport.timeout = configuration.headerTimeout
+        do {
+            let count = try transport.recv(into: space)
+            if count == 0 { return false }
+            input.didReceive(count)
+            return true
+        } catch let error as SystemError where error.errno == ETIMEDOUT {
+            return false
         }
     }
 
