@@ -29,15 +29,18 @@ extension SocketSuites {
         @Test func eventWaitReturnsTheFlagWhenSetLandsBetweenItsDeadlineAndItsTurn() async throws {
             try await green { () throws in
                 let event = Event()
-                let waiter = spawn { try event.wait(timeout: .milliseconds(10)) }
+                let waiter = spawn { try event.wait(timeout: .milliseconds(20)) }
+                // The setter's deadline must come first however slowly the spawns run (under a
+                // sanitizer on a loaded machine the second spawn can start milliseconds late):
+                // 1 ms against 20 ms leaves that margin.
                 let setter = spawn {
-                    try sleep(for: .milliseconds(9))
+                    try sleep(for: .milliseconds(1))
                     event.set()
                 }
                 // Hog the hub past both deadlines: the setter's (earlier) and the waiter's expire in
                 // the same turn, so the setter runs after the waiter's timeout woke it.
                 let hog = spawn {
-                    let end = ContinuousClock.now + .milliseconds(30)
+                    let end = ContinuousClock.now + .milliseconds(60)
                     while ContinuousClock.now < end {}
                 }
                 try hog.join()
