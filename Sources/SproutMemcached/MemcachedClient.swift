@@ -361,14 +361,14 @@ public final class MemcachedClient {
             connection.output.append(0x20)
             connection.output.append(contentsOf: key.utf8)
             connection.output.append(0x20)
-            appendDecimal(UInt64(flags), to: &connection.output)
+            connection.output.appendDecimal(UInt64(flags))
             connection.output.append(0x20)
-            appendDecimal(UInt64(expiration.map(Self.seconds) ?? 0), to: &connection.output)
+            connection.output.appendDecimal(UInt64(expiration.map(Self.seconds) ?? 0))
             connection.output.append(0x20)
-            appendDecimal(UInt64(value.count), to: &connection.output)
+            connection.output.appendDecimal(UInt64(value.count))
             if let cas {
                 connection.output.append(0x20)
-                appendDecimal(cas, to: &connection.output)
+                connection.output.appendDecimal(cas)
             }
             connection.output.append(contentsOf: [0x0D, 0x0A])
             connection.output.append(contentsOf: value)
@@ -464,25 +464,5 @@ public final class MemcachedClient {
             return .server(text)
         }
         return connection.fail(.protocolError("unexpected reply \(text.debugDescription)"))
-    }
-}
-
-/// Appends `value` in decimal without making a string.
-@inline(__always)
-func appendDecimal(_ value: UInt64, to bytes: inout [UInt8]) {
-    if value < 10 {
-        bytes.append(UInt8(48 + value))
-        return
-    }
-    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-    withUnsafeMutableBytes(of: &digits) { scratch in
-        var v = value
-        var i = scratch.count
-        while v > 0 {
-            i -= 1
-            scratch[i] = UInt8(48 + v % 10)
-            v /= 10
-        }
-        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[i...]))
     }
 }

@@ -1,3 +1,5 @@
+import Sprout
+
 /// A value that can be sent as one argument of a Redis command (a bulk string): text in UTF-8,
 /// bytes as they are, numbers in decimal.
 public protocol RedisArgument {
@@ -96,7 +98,7 @@ public struct RedisCommand {
 
     private mutating func appendBulk(_ bytes: UnsafeRawBufferPointer) {
         body.append(UInt8(ascii: "$"))
-        appendDecimal(bytes.count, to: &body)
+        body.appendDecimal(bytes.count)
         body.append(0x0D)
         body.append(0x0A)
         body.append(contentsOf: bytes)
@@ -108,29 +110,9 @@ public struct RedisCommand {
     /// Appends the command as the server reads it (`*N\r\n$len\r\n…`) to `output`.
     func encode(into output: inout [UInt8]) {
         output.append(UInt8(ascii: "*"))
-        appendDecimal(count, to: &output)
+        output.appendDecimal(count)
         output.append(0x0D)
         output.append(0x0A)
         output.append(contentsOf: body)
-    }
-}
-
-/// Appends `value` (not negative) in decimal without making a string.
-@inline(__always)
-func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
-    if value < 10 {
-        bytes.append(UInt8(48 + value))
-        return
-    }
-    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-    withUnsafeMutableBytes(of: &digits) { scratch in
-        var v = value
-        var i = scratch.count
-        while v > 0 {
-            i -= 1
-            scratch[i] = UInt8(48 + v % 10)
-            v /= 10
-        }
-        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[i...]))
     }
 }

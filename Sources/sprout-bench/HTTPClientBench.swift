@@ -65,11 +65,11 @@ struct HTTPClientBench: ParsableCommand {
         for (row, url) in [("http_keepalive", "http://127.0.0.1:\(httpPort)/"),
                            ("https_keepalive", "https://localhost:\(httpsPort)/")] {
             note("--- \(row): \(url), \(concurrency) concurrent, \(duration) s x \(samples)")
-            let sprout = try medianOf { try measureSprout(url: url, caFile: certificates + "/ca.pem") }
+            let sprout = try medianOfRuns(samples) { try measureSprout(url: url, caFile: certificates + "/ca.pem") }
             note("  sprout: \(BenchmarkRow.format(sprout)) requests/s")
             var peers: [(String, Double)] = []
             if let wrk {
-                let rate = try medianOf { try measureWrk(wrk, url: url, work: work) }
+                let rate = try medianOfRuns(samples) { try measureWrk(wrk, url: url, work: work) }
                 note("  wrk: \(BenchmarkRow.format(rate)) requests/s")
                 peers.append(("wrk", rate))
             } else {
@@ -77,7 +77,7 @@ struct HTTPClientBench: ParsableCommand {
             }
             switch ahc {
             case .success(let binary):
-                let rate = try medianOf { try measureAsyncHTTPClient(binary, url: url, work: work) }
+                let rate = try medianOfRuns(samples) { try measureAsyncHTTPClient(binary, url: url, work: work) }
                 note("  async_http_client: \(BenchmarkRow.format(rate)) requests/s")
                 peers.append(("async_http_client", rate))
             case .failure(let reason):
@@ -86,13 +86,6 @@ struct HTTPClientBench: ParsableCommand {
             rows.append(BenchmarkRow(name: row, unit: "requests/s", sprout: sprout, peers: peers))
         }
         print(json ? BenchmarkRow.json(rows) : BenchmarkRow.table(rows))
-    }
-
-    private func medianOf(_ run: () throws -> Double) throws -> Double {
-        var values: [Double] = []
-        for _ in 0..<samples { values.append(try run()) }
-        values.sort()
-        return values[values.count / 2]
     }
 
     // MARK: nginx

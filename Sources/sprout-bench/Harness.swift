@@ -64,3 +64,29 @@ extension Duration {
         Double(components.seconds) * 1e9 + Double(components.attoseconds) / 1e9
     }
 }
+
+/// The median of `samples` runs of `run` (no warm-up: the runs warm themselves up).
+func medianOfRuns(_ samples: Int, _ run: () throws -> Double) rethrows -> Double {
+    var values: [Double] = []
+    for _ in 0..<max(1, samples) { values.append(try run()) }
+    values.sort()
+    return values[values.count / 2]
+}
+
+/// Starts a server process and waits (up to 10 s) until it accepts connections on `port`.
+/// - Throws: ``BenchFailure`` with the server's log if it exits or never listens.
+func startListeningServer(name: String, arguments: [String], port: Int, logPath: String) throws -> ChildProcess {
+    let server = try ChildProcess(name: name, arguments: arguments, logPath: logPath)
+    let deadline = monotonicSeconds() + 10
+    while true {
+        if let fd = connectLoopback(port: port, timeout: 1) {
+            close(fd)
+            return server
+        }
+        guard server.isRunning, monotonicSeconds() < deadline else {
+            server.stop()
+            throw BenchFailure("\(name) did not start: \(server.log)")
+        }
+        sleepSeconds(0.02)
+    }
+}

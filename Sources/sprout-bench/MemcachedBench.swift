@@ -43,42 +43,31 @@ struct MemcachedBench: ParsableCommand {
         var arguments = ["taskset", "-c", String(HTTPBench.serverCPU), "/usr/bin/memcached", "-l", "127.0.0.1", "-p", String(port),
                          "-U", "0", "-m", "256"]
         if getuid() == 0 { arguments += ["-u", "root"] }
-        let server = try ChildProcess(name: "memcached", arguments: arguments, logPath: work + "/memcached.log")
+        let server = try startListeningServer(name: "memcached", arguments: arguments, port: port,
+                                              logPath: work + "/memcached.log")
         defer { server.stop() }
-        let deadline = monotonicSeconds() + 10
-        while connectLoopback(port: port, timeout: 1).map({ close($0) }) == nil {
-            guard server.isRunning, monotonicSeconds() < deadline else { throw BenchFailure("memcached did not start: \(server.log)") }
-            sleepSeconds(0.02)
-        }
         let python = root + "/.build-bench-venv/bin/python"
         let gevent = !noGevent && isExecutable(python) ? python : nil
 
         var rows: [BenchmarkRow] = []
         for (name, operation) in [("memcached_get", "get"), ("memcached_set", "set")] {
             note("--- \(name): \(concurrency) concurrent")
-            let sprout = try medianOf { try measureSprout(port: port, operation: operation) }
+            let sprout = try medianOfRuns(samples) { try measureSprout(port: port, operation: operation) }
             note("  sprout: \(BenchmarkRow.format(sprout)) ops/s")
             var peers: [(String, Double)] = []
             if let memcslap {
-                let rate = try medianOf { try measureMemcslap(memcslap, port: port, operation: operation, work: work) }
+                let rate = try medianOfRuns(samples) { try measureMemcslap(memcslap, port: port, operation: operation, work: work) }
                 note("  memcslap: \(BenchmarkRow.format(rate)) ops/s")
                 peers.append(("memcslap", rate))
             }
             if let gevent {
-                let rate = try medianOf { try measureGevent(gevent, root: root, port: port, operation: operation, work: work) }
+                let rate = try medianOfRuns(samples) { try measureGevent(gevent, root: root, port: port, operation: operation, work: work) }
                 note("  gevent_pymemcache: \(BenchmarkRow.format(rate)) ops/s")
                 peers.append(("gevent_pymemcache", rate))
             }
             rows.append(BenchmarkRow(name: name, unit: "ops/s", sprout: sprout, peers: peers))
         }
         print(json ? BenchmarkRow.json(rows) : BenchmarkRow.table(rows))
-    }
-
-    private func medianOf(_ run: () throws -> Double) throws -> Double {
-        var values: [Double] = []
-        for _ in 0..<samples { values.append(try run()) }
-        values.sort()
-        return values[values.count / 2]
     }
 
     private func measureSprout(port: Int, operation: String) throws -> Double {

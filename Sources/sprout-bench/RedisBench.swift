@@ -39,15 +39,10 @@ struct RedisBench: ParsableCommand {
         defer { removeTree(work) }
         var used = Set<Int>()
         let port = try pickFreePort(excluding: &used)
-        let server = try ChildProcess(name: "redis-server", arguments: [
+        let server = try startListeningServer(name: "redis-server", arguments: [
             "taskset", "-c", String(HTTPBench.serverCPU), "/usr/bin/redis-server", "--port", String(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", work], logPath: work + "/redis.log")
+            "--save", "", "--appendonly", "no", "--dir", work], port: port, logPath: work + "/redis.log")
         defer { server.stop() }
-        let deadline = monotonicSeconds() + 10
-        while connectLoopback(port: port, timeout: 1).map({ close($0) }) == nil {
-            guard server.isRunning, monotonicSeconds() < deadline else { throw BenchFailure("redis-server did not start: \(server.log)") }
-            sleepSeconds(0.02)
-        }
         let python = root + "/.build-bench-venv/bin/python"
         let gevent = !noGevent && isExecutable(python) ? python : nil
         if gevent == nil && !noGevent { note("note: skipping gevent: \(python) not found (sprout-bench http sets it up; then pip install redis)") }
@@ -55,29 +50,22 @@ struct RedisBench: ParsableCommand {
         var rows: [BenchmarkRow] = []
         for (name, operation, depth) in [("redis_get", "get", 1), ("redis_set", "set", 1), ("redis_get_p16", "get", 16)] {
             note("--- \(name): \(concurrency) concurrent, pipeline \(depth)")
-            let sprout = try medianOf { try measureSprout(port: port, operation: operation, depth: depth) }
+            let sprout = try medianOfRuns(samples) { try measureSprout(port: port, operation: operation, depth: depth) }
             note("  sprout: \(BenchmarkRow.format(sprout)) ops/s")
             var peers: [(String, Double)] = []
             if let benchmark {
-                let rate = try medianOf { try measureRedisBenchmark(benchmark, port: port, operation: operation, depth: depth, work: work) }
+                let rate = try medianOfRuns(samples) { try measureRedisBenchmark(benchmark, port: port, operation: operation, depth: depth, work: work) }
                 note("  redis_benchmark: \(BenchmarkRow.format(rate)) ops/s")
                 peers.append(("redis_benchmark", rate))
             }
             if let gevent {
-                let rate = try medianOf { try measureGevent(gevent, root: root, port: port, operation: operation, depth: depth, work: work) }
+                let rate = try medianOfRuns(samples) { try measureGevent(gevent, root: root, port: port, operation: operation, depth: depth, work: work) }
                 note("  gevent_redis_py: \(BenchmarkRow.format(rate)) ops/s")
                 peers.append(("gevent_redis_py", rate))
             }
             rows.append(BenchmarkRow(name: name, unit: "ops/s", sprout: sprout, peers: peers))
         }
         print(json ? BenchmarkRow.json(rows) : BenchmarkRow.table(rows))
-    }
-
-    private func medianOf(_ run: () throws -> Double) throws -> Double {
-        var values: [Double] = []
-        for _ in 0..<samples { values.append(try run()) }
-        values.sort()
-        return values[values.count / 2]
     }
 
     /// `concurrency` greenlets on one hub (pinned to the client CPU) sharing a pool of as many

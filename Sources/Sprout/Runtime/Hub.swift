@@ -248,14 +248,8 @@ public final class Hub {
 }
 
 extension Duration {
-    /// Whole nanoseconds, clamped at zero.
-    var nanoseconds: UInt64 {
-        let (seconds, attoseconds) = components
-        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
-        let whole = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
-        if whole.overflow { return UInt64.max }
-        return whole.partialValue &+ UInt64(attoseconds / 1_000_000_000)
-    }
+    /// Whole nanoseconds, clamped at zero (and at `UInt64.max`).
+    var nanoseconds: UInt64 { wholeNanoseconds }
 }
 
 extension Hub {
