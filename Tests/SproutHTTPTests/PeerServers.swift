@@ -28,12 +28,13 @@ final class NginxPeer {
         var template = Array("/tmp/sprout-nginx-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw ClientError(description: "mkdtemp failed") }
         prefix = String(cString: template)
-        http = try freePort()
-        https = try freePort()
-        expired = try freePort()
-        wrongHost = try freePort()
-        selfSigned = try freePort()
-        shortKeepAlive = try freePort()
+        let ports = try freePorts(6)
+        http = ports[0]
+        https = ports[1]
+        expired = ports[2]
+        wrongHost = ports[3]
+        selfSigned = ports[4]
+        shortKeepAlive = ports[5]
         mkdir(prefix + "/static", 0o755)
         try writeFile(prefix + "/static/big.txt", String(repeating: "Sprout grows on green threads. ", count: 20_000))
         let locations = """

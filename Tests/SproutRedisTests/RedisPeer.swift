@@ -30,8 +30,9 @@ final class RedisPeer {
         var template = Array("/tmp/sprout-redis-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw TestSupportError(description: "mkdtemp failed") }
         directory = String(cString: template)
-        port = try freePort()
-        tlsPort = tls ? try freePort() : nil
+        let ports = try freePorts(2)
+        port = ports[0]
+        tlsPort = tls ? ports[1] : nil
         try start()
     }
 

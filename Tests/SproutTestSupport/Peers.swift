@@ -27,9 +27,17 @@ public enum TestCertificates {
 
 /// A free loopback port (bound and released; nothing else here takes ports meanwhile).
 public func freePort() throws -> Int {
-    let socket = try Socket.listen(host: "127.0.0.1", port: 0)
-    defer { socket.close() }
-    return socket.localAddress.port
+    try freePorts(1)[0]
+}
+
+/// `count` different free loopback ports. All are held open together before any is released:
+/// a port taken and released one at a time may be handed out again at the next request (it
+/// was, once, in a fresh-clone run, and two nginx servers shared a port).
+public func freePorts(_ count: Int) throws -> [Int] {
+    var sockets: [Socket] = []
+    defer { sockets.forEach { $0.close() } }
+    for _ in 0..<count { sockets.append(try Socket.listen(host: "127.0.0.1", port: 0)) }
+    return sockets.map { $0.localAddress.port }
 }
 
 /// Waits until something accepts connections on `port` (or the process exits).
