@@ -8,6 +8,7 @@ public protocol RedisArgument {
 }
 
 extension String: RedisArgument {
+    /// Its UTF-8 bytes.
     public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         var text = self
         return try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
@@ -15,30 +16,35 @@ extension String: RedisArgument {
 }
 
 extension Substring: RedisArgument {
+    /// Its UTF-8 bytes.
     public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try String(self).withRedisBytes(body)
     }
 }
 
 extension Array: RedisArgument where Element == UInt8 {
+    /// The bytes as they are.
     public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withUnsafeBytes(body)
     }
 }
 
 extension Int: RedisArgument {
+    /// Its decimal digits.
     public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try String(self).withRedisBytes(body)
     }
 }
 
 extension Int64: RedisArgument {
+    /// Its decimal digits.
     public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try String(self).withRedisBytes(body)
     }
 }
 
 extension Double: RedisArgument {
+    /// Its shortest decimal form (`+inf`/`-inf` for infinities).
     public func withRedisBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try (isInfinite ? (self < 0 ? "-inf" : "+inf") : String(self)).withRedisBytes(body)
     }

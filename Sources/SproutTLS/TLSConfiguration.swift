@@ -8,7 +8,9 @@
 public struct TLSConfiguration: Sendable {
     /// Which end of the handshake a context plays.
     public enum Side: Sendable {
+        /// Starts the handshake and checks the server.
         case client
+        /// Answers handshakes with its certificate.
         case server
     }
 
@@ -32,7 +34,9 @@ public struct TLSConfiguration: Sendable {
 
     /// The oldest protocol version a context accepts.
     public enum Version: Sendable {
+        /// TLS 1.2 and later.
         case tls12
+        /// TLS 1.3 only.
         case tls13
     }
 
