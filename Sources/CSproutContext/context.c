@@ -241,7 +241,28 @@ static void hub_exit_destructor(void *hub) {
     if (hub && callback && current_hub == hub) callback(hub);
 }
 
-static void hub_exit_key_create(void) { pthread_key_create(&hub_exit_key, hub_exit_destructor); }
+// In a forked child, only the forking thread goes on, and the hub it had belongs to the
+// parent: its epoll and eventfd descriptors are shared with the parent's, its greenlets are
+// the parent's. The child forgets it (leaking it, never freeing what the parent owns) and gets
+// a fresh hub on first use.
+static void *forgotten_hub;
+
+void *sprout_hub_forgotten_after_fork(void) {
+    void *hub = forgotten_hub;
+    forgotten_hub = NULL;
+    return hub;
+}
+
+static void hub_forget_in_child(void) {
+    forgotten_hub = current_hub;
+    current_hub = NULL;
+    current_context = NULL;
+}
+
+static void hub_exit_key_create(void) {
+    pthread_key_create(&hub_exit_key, hub_exit_destructor);
+    pthread_atfork(NULL, NULL, hub_forget_in_child);
+}
 
 // Set by every thread that creates a hub (always to the same function): atomically.
 void sprout_hub_set_exit_callback(void (*callback)(void *hub)) {

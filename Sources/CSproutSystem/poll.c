@@ -87,3 +87,15 @@ void sprout_signal_unwatch(int signo, int fd) {
         }
     }
 }
+
+// In a forked child (from fork.c's atfork handler): the relay pipes belong to the parent's
+// hubs, so every relay is dropped and each signal gets back the action it had before Sprout
+// watched it. Async-signal-safe, as a child of a multi-threaded parent requires.
+void sprout_signal_forget_after_fork(void) {
+    for (int signo = 1; signo < MAX_SIGNAL; signo++) {
+        if (atomic_load(&watcher_counts[signo]) == 0) continue;
+        for (int i = 0; i < MAX_WATCHERS; i++) atomic_store(&watcher_fds[signo][i], 0);
+        atomic_store(&watcher_counts[signo], 0);
+        sigaction(signo, &previous_actions[signo], NULL);
+    }
+}

@@ -12,7 +12,11 @@ struct Serve: ParsableCommand {
             SIGTERM or SIGINT stops gracefully: in-flight requests finish, idle connections close, exit 0. \
             SIGUSR1 prints every greenlet (state, what it waits on, age, backtrace) to stderr. \
             A request that computes without yielding for longer than --block-threshold (GET /spin?ms=500 does) \
-            is reported on stderr with its backtrace.
+            is reported on stderr with its backtrace. \
+            With --workers N (default: one per CPU) a master binds the port and supervises N worker processes: \
+            SIGHUP replaces them gracefully, SIGTTIN/SIGTTOU add or remove one, SIGQUIT stops at once, \
+            a worker that dies is replaced and one whose hub stops turning for --worker-timeout is killed. \
+            --workers 0 serves in this one process.
             """)
 
     @Option(help: "Address to bind.")
@@ -48,6 +52,18 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds a client has to finish its TLS handshake.")
     var tlsHandshakeTimeout: Double = 10
 
+    @Option(help: "Worker processes under a supervising master (default: one per CPU; 0: serve in this process).")
+    var workers = Supervisor.processorCount
+
+    @Option(help: "Hubs (threads) per process, each with its own accept loop; handlers run on the hub that accepted.")
+    var threads = 1
+
+    @Option(help: "Seconds a worker's hub may go without turning before the master kills and replaces it (0: never).")
+    var workerTimeout: Double = 30
+
+    @Flag(help: "Each hub binds its own SO_REUSEPORT listener (the kernel spreads connections by address hash) instead of all sharing the master's.")
+    var reusePort = false
+
     func validate() throws {
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard tlsHandshakeTimeout > 0 else { throw ValidationError("--tls-handshake-timeout must be positive") }
@@ -57,6 +73,11 @@ struct Serve: ParsableCommand {
         guard headerTimeout > 0, idleTimeout > 0, drainTimeout >= 0 else {
             throw ValidationError("timeouts must be positive")
         }
+        guard (0...Supervisor.maxWorkers).contains(workers) else {
+            throw ValidationError("--workers must be in 0...\(Supervisor.maxWorkers)")
+        }
+        guard (1...31).contains(threads) else { throw ValidationError("--threads must be in 1...31") }
+        guard workerTimeout >= 0 else { throw ValidationError("--worker-timeout must be 0 or more") }
     }
 
     func run() throws {
@@ -65,6 +86,33 @@ struct Serve: ParsableCommand {
             handler.logLevel = .info
             return handler
         }
+        if let tls = configuration.tls {
+            // Checked once here, so that a bad certificate stops us before any worker starts.
+            do { _ = try TLSContext(configuration: tls) } catch let error as TLSError { throw ValidationError("\(error)") }
+        }
+        guard workers > 0 else {
+            try serveHubs(sharedListener: nil, port: port, worker: nil)
+            return
+        }
+        // The master binds, so that a port taken is reported at once and workers inherit the
+        // socket; with --reuse-port it only finds the port (for --port 0) and each hub binds its own.
+        let listener = try Socket.listen(host: host, port: port, backlog: configuration.backlog, reusePort: reusePort)
+        let boundPort = listener.localAddress.port
+        let shared: Int32? = reusePort ? nil : listener.fileDescriptor
+        if reusePort { listener.close() }
+        announce(port: boundPort)
+        let supervisor = Supervisor(configuration: .init(
+            workers: workers, workerTimeout: workerTimeout > 0 ? .milliseconds(Int(workerTimeout * 1000)) : nil,
+            gracefulTimeout: drain + .seconds(5))) { worker in
+            try serveHubs(sharedListener: shared, port: boundPort, worker: worker)
+        }
+        supervisor.willStop = { listener.close() }
+        try supervisor.run()
+    }
+
+    private var drain: Duration { .milliseconds(Int(drainTimeout * 1000)) }
+
+    private var configuration: HTTPServer.Configuration {
         var configuration = HTTPServer.Configuration(
             host: host, port: port, maxConnections: maxConnections,
             headerTimeout: .milliseconds(Int(headerTimeout * 1000)), idleTimeout: .milliseconds(Int(idleTimeout * 1000)),
@@ -74,25 +122,74 @@ struct Serve: ParsableCommand {
                                         applicationProtocols: ["http/1.1"],
                                         handshakeTimeout: .milliseconds(Int(tlsHandshakeTimeout * 1000)))
         }
-        let server = HTTPServer(configuration: configuration, responder: DemoApp.router())
+        return configuration
+    }
+
+    private func announce(port: Int) {
+        print("sprout serve: listening on \(tlsCert == nil ? "http" : "https")://\(host):\(port)")
+        fflush(nil)
+    }
+
+    /// Serves on `threads` hubs of this process: the calling thread's and `threads - 1` more.
+    /// Each hub accepts from a copy of `sharedListener` (the master's, inherited by this
+    /// worker), or else from a listener of its own (`SO_REUSEPORT` when there are several).
+    private func serveHubs(sharedListener: Int32?, port: Int, worker: Worker?) throws {
         if blockThreshold > 0 {
             try BlockedHubMonitor.start(threshold: .milliseconds(blockThreshold))
         }
-        do {
-            try server.start()
-        } catch let error as TLSError {
-            throw ValidationError("\(error)")
+        var copies: [Int32] = []
+        if let sharedListener {
+            // One descriptor per hub, and none left over: an inherited descriptor nobody accepts
+            // from would keep the socket listening after a drain, and the clients the kernel
+            // queued there would be reset when the worker exits.
+            copies = try (0..<threads).map { _ in
+                let copy = dup(sharedListener)
+                guard copy >= 0 else { throw SystemError(errno: errno, operation: "dup of the listening socket") }
+                return copy
+            }
+            close(sharedListener)
         }
-        print("sprout serve: listening on \(tlsCert == nil ? "http" : "https")://\(host):\(server.port)")
-        fflush(nil)
-        let drain = Duration.milliseconds(Int(drainTimeout * 1000))
-        for signal in [SIGINT, SIGTERM] {
-            try onSignal(signal) { server.stop(timeout: drain) }
+        let first = try listener(shared: copies.first, port: port)
+        let boundPort = first.localAddress.port
+        if worker == nil { announce(port: boundPort) }
+        let others = (1..<threads).map { hub in
+            spawn(name: "hub thread \(hub)") { [copies] in
+                try GreenThread.run { [self] in
+                    try serve(on: try listener(shared: copies.isEmpty ? nil : copies[hub], port: boundPort),
+                              hub: hub, worker: worker)
+                }
+            }
         }
-        try onSignal(SIGUSR1) {
-            Hub.runInfo().writeToStandardError()
+        try serve(on: first, hub: 0, worker: worker)
+        for thread in others { try thread.get() }
+    }
+
+    private func listener(shared: Int32?, port: Int) throws -> Socket {
+        if let shared {
+            let socket = try Socket(fileDescriptor: shared)
+            socket.isSharedListener = true
+            return socket
+        }
+        return try Socket.listen(host: host, port: port, backlog: configuration.backlog,
+                                 reusePort: threads > 1 || reusePort)
+    }
+
+    private func serve(on listener: Socket, hub: Int, worker: Worker?) throws {
+        let server = HTTPServer(configuration: configuration, listener: listener, responder: DemoApp.router())
+        try server.start()
+        if let worker {
+            if hub > 0 { try worker.watchThisHub() }
+            try worker.onStop { [drain] in server.stop(timeout: drain) }
+        } else {
+            for signal in [SIGINT, SIGTERM] {
+                try onSignal(signal) { [drain] in server.stop(timeout: drain) }
+            }
+        }
+        if hub == 0 {
+            try onSignal(SIGUSR1) {
+                Hub.runInfo().writeToStandardError()
+            }
         }
         try server.serveForever()
     }
 }
-

@@ -41,14 +41,18 @@ public final class ChildProcess {
     /// The read end of the child's standard output (non-blocking).
     public let stdout: Int32
 
-    /// Starts `arguments` (looked up on PATH with `searchPath`).
-    public init(_ arguments: [String], searchPath: Bool = false) throws {
+    /// Starts `arguments` (looked up on PATH with `searchPath`); its standard error goes to
+    /// the file `standardErrorPath` (created or truncated) if given, else to ours.
+    public init(_ arguments: [String], searchPath: Bool = false, standardErrorPath: String? = nil) throws {
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw TestSupportError(description: "pipe failed") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
         posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        if let standardErrorPath {
+            posix_spawn_file_actions_addopen(&actions, 2, standardErrorPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
+        }
         defer { posix_spawn_file_actions_destroy(&actions) }
         var argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }

@@ -198,6 +198,9 @@ void *sprout_hub_get(void);
 void sprout_hub_set(void *hub);
 /// Registers the function that ends a hub its thread still has when the thread exits.
 void sprout_hub_set_exit_callback(void (*callback)(void *hub));
+/// In a forked child: the hub the forking thread had in the parent (once; NULL after, or if
+/// it had none). The child's hub pointer was cleared by an atfork handler.
+void *sprout_hub_forgotten_after_fork(void);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/un.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,6 +69,42 @@ void sprout_cpu_relax(void);
 int sprout_errno(void);
 /// Sets errno of the calling thread.
 void sprout_set_errno(int value);
+
+// MARK: - Processes (fork safety and worker supervision)
+
+/// Records one of a hub's own descriptors (epoll, eventfd, signal pipe), so that a forked
+/// child closes its copy (the first call installs the `pthread_atfork` child handler, which
+/// also drops the signal relays and bumps the fork generation).
+void sprout_hub_descriptor_track(int fd);
+/// Stops tracking `fd` (before the hub closes it).
+void sprout_hub_descriptor_untrack(int fd);
+/// How many times this process's line has forked: 0 in a process that is no forked child.
+uint64_t sprout_fork_generation(void);
+/// fork(2), with the child handlers installed first. Returns the pid, 0 in the child, or -1.
+pid_t sprout_fork(void);
+/// Forks; in the child, sets the parent-death signal (if not 0), then runs `body(arg)` on a new
+/// thread with a `stack_size` stack and exits with what it returns (127 if the thread cannot
+/// start). Returns the child's pid, or -1 with errno set, in the parent; never returns in the
+/// child.
+pid_t sprout_fork_running(int (*body)(void *), void *arg, size_t stack_size, int parent_death_signal);
+/// `bytes` of zeroed memory shared with children forked later (MAP_SHARED | MAP_ANONYMOUS);
+/// NULL on failure.
+void *sprout_shared_memory(size_t bytes);
+/// Unmaps memory from sprout_shared_memory.
+void sprout_shared_memory_release(void *memory, size_t bytes);
+/// Release-store / acquire-load of a 64-bit word that other processes read or write.
+void sprout_shared_store(uint64_t *slot, uint64_t value);
+uint64_t sprout_shared_load(const uint64_t *slot);
+/// Compare-and-swap of a shared 64-bit word: 1 if `*slot` was `expected` and is now `desired`.
+int sprout_shared_compare_exchange(uint64_t *slot, uint64_t expected, uint64_t desired);
+/// waitpid(pid, status, WNOHANG), retried on EINTR: the pid, 0 if it still runs, or -1.
+int sprout_wait_child(pid_t pid, int *status);
+/// The exit code of a wait status, or -1 if the process did not exit normally.
+int sprout_exit_code(int status);
+/// CPUs in this process's affinity mask, or -1.
+int sprout_usable_cpu_count(void);
+/// The signal that ended a process (wait status), or 0.
+int sprout_exit_signal(int status);
 
 // MARK: - Memory
 

@@ -95,6 +95,13 @@ public enum BlockedHubMonitor {
         }
     }
 
+    /// In a forked child: the parent's monitor thread does not exist here; it is not running
+    /// until ``start(threshold:logger:onReport:)`` is called again.
+    static func forgetAfterFork() {
+        let old = control.reinitializeAfterFork(State())
+        control.withLock { $0.generation = old.generation &+ 1 }
+    }
+
     /// True while the monitor runs.
     public static var isRunning: Bool { control.withLock { $0.running } }
 

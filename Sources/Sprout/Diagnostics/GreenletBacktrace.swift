@@ -109,6 +109,11 @@ public struct GreenletBacktrace: Sendable, CustomStringConvertible {
 enum LoadedImages {
     private static let cached = ThreadLock<ImageMap?>(nil)
 
+    /// In a forked child: the lock may have been held by a thread that does not exist here.
+    static func forgetAfterFork() {
+        _ = cached.reinitializeAfterFork(nil)
+    }
+
     static func covering(_ addresses: [UInt64]) -> ImageMap {
         cached.withLock { cache in
             if let images = cache, addresses.allSatisfy({ images.contains($0) }) { return images }

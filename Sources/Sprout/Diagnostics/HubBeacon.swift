@@ -42,4 +42,14 @@ enum HubDirectory {
     }
 
     static var all: [HubBeacon] { beacons.withLock { $0 } }
+
+    /// Beacons of the parent's hubs, in a forked child: kept, never freed, because their inboxes
+    /// would close descriptor numbers the child may have reused.
+    nonisolated(unsafe) private static var leftByFork: [HubBeacon] = []
+
+    /// In a forked child: the parent's hubs are not this process's.
+    static func forgetAfterFork() {
+        leftByFork += beacons.reinitializeAfterFork([])
+        created.store(0, ordering: .relaxed)
+    }
 }

@@ -39,6 +39,11 @@ public final class Socket {
     /// data does the same. Servers of request/response protocols, where a misbehaving peer only
     /// delays itself, turn it on.
     @exclusivity(unchecked) public var shortReadsDrain = false
+    /// Marks a listening socket that other processes or hubs accept from too (a pre-fork
+    /// master's listener, inherited by every worker): epoll then wakes one of its waiters per
+    /// incoming connection (`EPOLLEXCLUSIVE`) instead of all of them. Set it before the first
+    /// ``accept()``; it takes effect when the socket is first waited on.
+    public var isSharedListener = false
     let hub: Hub
     private var cachedLocal: SocketAddress?
     private var cachedRemote: SocketAddress?
@@ -68,6 +73,25 @@ public final class Socket {
         hub.poller.resetReadiness(fd)
         cachedLocal = local
         cachedRemote = remote
+    }
+
+    /// Takes ownership of an open socket descriptor that Sprout did not create: one inherited
+    /// from a supervisor or from systemd's socket activation, or made by a C library. It is
+    /// made non-blocking and close-on-exec; ``close()`` closes it.
+    ///
+    /// - Throws: ``SystemError`` with `EBADF` if `fileDescriptor` is not open, `ENOTSOCK` if
+    ///   it is not a socket.
+    public convenience init(fileDescriptor fd: Int32) throws {
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw SystemError(errno: errno, operation: "fstat of descriptor \(fd)") }
+        guard status.st_mode & S_IFMT == S_IFSOCK else {
+            throw SystemError(errno: ENOTSOCK, operation: "adopt descriptor \(fd) as a socket")
+        }
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0, fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else {
+            throw SystemError(errno: errno, operation: "fcntl of descriptor \(fd)")
+        }
+        self.init(adopting: fd)
     }
 
     deinit {
@@ -158,8 +182,17 @@ public final class Socket {
     ///   - backlog: The kernel's queue of connections not yet accepted.
     /// - Throws: ``SystemError`` (`EADDRINUSE`, …); ``ResolverError``; ``SocketAddressError``.
     public static func listen(host: String = "127.0.0.1", port: Int, backlog: Int32 = 1024) throws -> Socket {
+        try listen(host: host, port: port, backlog: backlog, reusePort: false)
+    }
+
+    /// Binds a listening TCP socket to `host:port`, with `SO_REUSEPORT` if `reusePort`: then
+    /// several sockets (one per hub or per process) may bind the same port, and the kernel
+    /// spreads incoming connections over them by a hash of the client's address.
+    /// - Throws: ``SystemError`` (`EADDRINUSE`, …); ``ResolverError``; ``SocketAddressError``.
+    public static func listen(host: String = "127.0.0.1", port: Int, backlog: Int32 = 1024,
+                              reusePort: Bool) throws -> Socket {
         let address = try resolve(host: host, port: port)[0]
-        return try listen(on: address, backlog: backlog)
+        return try listen(on: address, backlog: backlog, reusePort: reusePort)
     }
 
     /// Binds a listening Unix-domain stream socket at `path` (which must not exist).
@@ -171,12 +204,22 @@ public final class Socket {
     /// Binds a listening stream socket to `address`.
     /// - Throws: ``SystemError``.
     public static func listen(on address: SocketAddress, backlog: Int32 = 1024) throws -> Socket {
+        try listen(on: address, backlog: backlog, reusePort: false)
+    }
+
+    /// Binds a listening stream socket to `address`, with `SO_REUSEPORT` if `reusePort` (see
+    /// ``listen(host:port:backlog:reusePort:)``).
+    /// - Throws: ``SystemError``.
+    public static func listen(on address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool) throws -> Socket {
         let fd = sprout_socket(address.domain, Int32(SOCK_STREAM.rawValue))
         guard fd >= 0 else { throw SystemError(errno: errno, operation: "socket") }
         let socket = Socket(adopting: fd)
         do {
             if address.family != .unix {
                 _ = sprout_set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+            }
+            if reusePort && sprout_set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1) != 0 {
+                throw SystemError(errno: errno, operation: "setsockopt(SO_REUSEPORT)")
             }
             try socket.bind(to: address)
             guard Glibc.listen(fd, backlog) == 0 else {
@@ -221,6 +264,19 @@ public final class Socket {
     ///   enclosing `Timeout`.
     /// - Note: A switch point when no connection is pending.
     public func accept() throws -> (Socket, SocketAddress) {
+        try accept(waiting: true)!
+    }
+
+    /// Accepts a connection that is already in the kernel's queue, without waiting: for a
+    /// server that stops listening and first takes in the clients already queued.
+    ///
+    /// - Returns: The connection and its peer, or nil if none is waiting.
+    /// - Throws: ``SystemError`` as ``accept()``.
+    public func acceptIfPending() throws -> (Socket, SocketAddress)? {
+        try accept(waiting: false)
+    }
+
+    private func accept(waiting: Bool) throws -> (Socket, SocketAddress)? {
         try checkOpen("accept")
         let deadline = operationDeadline()
         var storage = sockaddr_storage()
@@ -239,6 +295,7 @@ public final class Socket {
             case EINTR, ECONNABORTED:
                 continue
             case EAGAIN, EWOULDBLOCK:
+                guard waiting else { return nil }
                 guard try waitFor(readable: true, deadline: deadline) else {
                     throw SystemError(errno: ETIMEDOUT, operation: "accept")
                 }
@@ -562,7 +619,8 @@ public final class Socket {
                          checkFirst: Bool = false) throws -> Bool {
         try hub.checkThread("Socket")
         return try hub.poller.wait(fd: fileDescriptor, readable: readable, writable: writable,
-                                   deadline: deadline, transient: false, checkFirst: checkFirst, hub: hub)
+                                   deadline: deadline, transient: false, checkFirst: checkFirst,
+                                   exclusive: isSharedListener, hub: hub)
     }
 }
 

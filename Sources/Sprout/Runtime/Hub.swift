@@ -120,6 +120,8 @@ public final class Hub {
     var spinEpisodes = 0
     /// Entries in the timer heap, stale ones included (for tests).
     var timerEntryCount: Int { timers.count }
+    /// Set in a forked child on the hub its thread had in the parent: it must never run again.
+    @exclusivity(unchecked) var abandonedByFork = false
     /// Registered signal handlers; while non-zero the loop waits for signals.
     var signalWatchers = 0
     var signalState: SignalState?
@@ -161,6 +163,7 @@ public final class Hub {
             Sprout: a hub cannot run on a Swift concurrency thread (greenlets would be stranded \
             when the task moves); wrap green code in GreenThread.run { … }
             """)
+        ForkRecovery.recoverIfForked()
         _ = sprout_exclusivity_hooks_available()
         sprout_overflow_handler_install_for_thread()
         sprout_sampler_accept_on_this_thread(BlockedHubMonitor.samplingSignal)
@@ -255,6 +258,9 @@ extension Duration {
 extension Hub {
     /// Stacks of spawned greenlets currently taken from the pool (the hub's own included).
     public var stacksInUse: Int { stacks.inUse }
+    /// The hub's small number in the process, from 1 in order of creation, as run-info dumps
+    /// and blocked-hub reports name it.
+    public var number: Int { beacon.number }
     /// Spawned greenlets not yet reclaimed (finished ones are reclaimed on the next loop turn).
     public var liveGreenletCount: Int { liveCount }
 }

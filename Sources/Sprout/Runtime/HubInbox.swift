@@ -24,9 +24,11 @@ public final class HubInbox: Sendable {
     init() throws {
         eventFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
         guard eventFD >= 0 else { throw SystemError(errno: errno, operation: "eventfd") }
+        sprout_hub_descriptor_track(eventFD)
     }
 
     deinit {
+        sprout_hub_descriptor_untrack(eventFD)
         _ = close(eventFD)
     }
 

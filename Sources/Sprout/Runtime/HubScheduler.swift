@@ -15,6 +15,7 @@ extension Hub {
         #if DEBUG
         assertNotInTask(what)
         #endif
+        if _slowPath(abandonedByFork) { ForkRecovery.trapUseOfParentsHub(what) }
         return try currentNode!._withUnsafeGuaranteedRef { greenlet in
             if greenlet === hubGreenlet { throw HubError.blockingInHub(what.description) }
             if let error = greenlet.pendingError {

@@ -35,6 +35,7 @@ final class Poller {
     init() throws {
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { throw SystemError(errno: errno, operation: "epoll_create1") }
+        sprout_hub_descriptor_track(epollFD)
         events = .allocate(capacity: capacity)
     }
 
@@ -46,6 +47,7 @@ final class Poller {
     func close() {
         guard !closed else { return }
         closed = true
+        sprout_hub_descriptor_untrack(epollFD)
         _ = Glibc.close(epollFD)
     }
 
@@ -69,17 +71,23 @@ final class Poller {
         table[slot(fd)].registered = true
     }
 
-    /// Registers `fd` (edge-triggered, read and write) if it is not registered yet.
-    func register(fd: Int32) throws {
+    /// Registers `fd` (edge-triggered, read and write) if it is not registered yet. An
+    /// `exclusive` registration (a listener shared with other epoll instances) asks only for
+    /// readability, with `EPOLLEXCLUSIVE`: one waiting instance is woken per event, not all.
+    func register(fd: Int32, exclusive: Bool = false) throws {
         let index = slot(fd)
         if table[index].registered { return }
         var event = epoll_event()
-        event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        event.events = exclusive ? EPOLLIN.rawValue | EPOLLET.rawValue | EPOLLEXCLUSIVE.rawValue
+            : EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
         event.data.fd = fd
         if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) != 0 {
             let error = errno
             // A descriptor number reused after a close the poller was not told about.
-            guard error == EEXIST, epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) == 0 else {
+            // (EPOLLEXCLUSIVE cannot be modified in place: delete and add again.)
+            guard error == EEXIST, exclusive
+                ? epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) == 0 && epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0
+                : epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) == 0 else {
                 throw SystemError(errno: error, operation: "epoll_ctl(ADD) of descriptor \(fd)")
             }
         }
@@ -136,7 +144,7 @@ final class Poller {
     /// - Throws: ``HubError/concurrentWait(_:)`` if another greenlet already waits on the same
     ///   descriptor in the same direction; errors thrown into the greenlet.
     func wait(fd: Int32, readable: Bool, writable: Bool, deadline: UInt64?, transient: Bool,
-              checkFirst: Bool = false, hub: Hub) throws -> Bool {
+              checkFirst: Bool = false, exclusive: Bool = false, hub: Hub) throws -> Bool {
         guard readable || writable else {
             throw SystemError(errno: EINVAL, operation: "wait for neither reading nor writing on descriptor \(fd)")
         }
@@ -149,7 +157,7 @@ final class Poller {
         if checkFirst && wasRegistered && isReady(fd: fd, readable: readable, writable: writable) {
             return true
         }
-        try register(fd: fd)
+        try register(fd: fd, exclusive: exclusive)
         let me = hub.currentNode!
         if readable { table[index].reader = me }
         if writable { table[index].writer = me }

@@ -52,10 +52,14 @@ extension Hub {
             }
             readFD = fds[0]
             writeFD = fds[1]
+            sprout_hub_descriptor_track(readFD)
+            sprout_hub_descriptor_track(writeFD)
         }
 
         deinit {
             for signal in handlers.keys { sprout_signal_unwatch(signal, writeFD) }
+            sprout_hub_descriptor_untrack(readFD)
+            sprout_hub_descriptor_untrack(writeFD)
             _ = close(readFD)
             _ = close(writeFD)
         }

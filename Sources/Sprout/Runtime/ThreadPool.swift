@@ -9,6 +9,9 @@ import Synchronization
 /// ``run(_:)`` parks only the calling greenlet; its hub keeps running the others, and the
 /// result comes back through the hub's thread-safe inbox. Threads start on demand, up to
 /// ``size``, and live as long as the process. Thread-safe: any hub may share a pool.
+///
+/// After `fork()`, ``shared`` starts afresh in the child (its threads are the parent's); a
+/// pool of your own made before the fork must not be used in the child.
 public final class ThreadPool: Sendable {
     /// The process-wide pool (10 threads, like gevent's hub pool).
     public static let shared = ThreadPool(size: 10)
@@ -43,6 +46,15 @@ public final class ThreadPool: Sendable {
         // Pools are normally process-wide; a private pool's threads keep it alive while they run.
         sem_destroy(pending)
         pending.deallocate()
+    }
+
+    /// In a forked child: the pool's threads stayed in the parent. Queued jobs are dropped
+    /// (whoever waited for them is in the parent too) and threads start afresh on demand.
+    func resetAfterFork() {
+        _ = state.reinitializeAfterFork(State())
+        queued.store(0, ordering: .sequentiallyConsistent)
+        spinner.store(false, ordering: .sequentiallyConsistent)
+        sem_init(pending, 0, 0)
     }
 
     /// Runs `work` on one of the pool's threads and returns its result.

@@ -22,6 +22,16 @@ final class ThreadLock<Value>: @unchecked Sendable {
         mutex.deallocate()
     }
 
+    /// In a forked child only: the mutex may have been held by a thread that does not exist
+    /// here; make it a fresh, unlocked one and give the value a new start. Returns the old value.
+    @discardableResult
+    func reinitializeAfterFork(_ value: Value) -> Value {
+        let old = self.value
+        pthread_mutex_init(mutex, nil)
+        self.value = value
+        return old
+    }
+
     /// Runs `body` with exclusive access to the value.
     func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)

@@ -1,3 +1,4 @@
+import Glibc
 import HTTPTypes
 import Sprout
 
@@ -11,6 +12,7 @@ import Sprout
 /// | `GET /sleep?ms=M` | sleeps M ms cooperatively, then 200 `slept` |
 /// | `GET /headers` | one line `name: value` per request header, names lowercased |
 /// | `GET /spin?ms=M` | computes for M ms *without yielding* (a CPU hog: the blocked-hub monitor reports it), then 200 `spun` |
+/// | `GET /whoami` | 200 `pid <P> hub <H>`: the process and the hub that served it (workers, `--threads`) |
 ///
 /// `HEAD` on each `GET` route answers its headers; other paths 404; unknown methods 501.
 public enum DemoApp {
@@ -50,6 +52,9 @@ public enum DemoApp {
             let milliseconds = try integer(request.query["ms"], name: "ms", range: 0...maxSpin)
             _ = spinWithoutYielding(for: .milliseconds(milliseconds))
             return .text("spun")
+        }
+        router.get("/whoami") { _ in
+            .text("pid \(getpid()) hub \(Hub.current.number)\n")
         }
         router.get("/headers") { request in
             var text = ""

@@ -171,8 +171,13 @@ final class HTTPConnection {
             if transport.tls != nil { return try receiveTLSRecord() }
             return try receiveNow()
         } catch is GreenletExit where server.isDraining && !drainWoken {
-            // Woken by a graceful stop: answer a request that is already here, else close.
+            // Woken by a graceful stop: answer a request that is already here, else close. A
+            // client that has only just connected has sent nothing yet but is about to: it gets
+            // a moment, or the close would lose its request.
             drainWoken = true
+            if isFirst && transport.tls == nil {
+                guard try transport.waitReadable(timeout: HTTPConnection.firstRequestGraceOnDrain) else { return false }
+            }
             return try receiveNow()
         }
     }
@@ -201,6 +206,10 @@ final class HTTPConnection {
         input.didReceive(count)
         return true
     }
+
+    /// How long a graceful stop waits for the first request of a connection that has sent
+    /// nothing yet.
+    static let firstRequestGraceOnDrain: Duration = .milliseconds(250)
 
     /// Wakes this connection out of its idle wait so that it closes (graceful stop).
     func wakeForDrain() {

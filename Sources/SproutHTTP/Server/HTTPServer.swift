@@ -1,6 +1,6 @@
 import Glibc
 public import Logging
-import Sprout
+public import Sprout
 public import SproutTLS
 
 /// An HTTP/1.1 server: one greenlet per connection, handlers written as plain blocking code.
@@ -63,6 +63,9 @@ public final class HTTPServer {
         /// nil serves plain HTTP. The handshake runs in the connection's greenlet: one that
         /// fails or stalls (cut at the handshake timeout) never holds up other connections.
         public var tls: TLSConfiguration?
+        /// Binds with `SO_REUSEPORT`, so that several servers (one per hub or per process) can
+        /// listen on the same port, the kernel spreading connections over them.
+        public var reusePort: Bool
 
         /// A configuration with the documented defaults: port 8080, 10,000 connections,
         /// header timeout 10 s, idle 10 s, body read 30 s, write 30 s, 2 MiB bodies.
@@ -72,7 +75,7 @@ public final class HTTPServer {
                     maxBodySize: Int = 2 << 20, headLimits: HeadLimits = HeadLimits(), accessLog: Bool = false,
                     maxDiscardedBodyBytes: Int = 256 * 1024, idleGrace: Duration = .milliseconds(50),
                     lingerTimeout: Duration = .milliseconds(500), connectionStackSize: Int? = nil,
-                    tls: TLSConfiguration? = nil) {
+                    tls: TLSConfiguration? = nil, reusePort: Bool = false) {
             self.host = host
             self.port = port
             self.backlog = backlog
@@ -89,6 +92,7 @@ public final class HTTPServer {
             self.lingerTimeout = lingerTimeout
             self.connectionStackSize = connectionStackSize
             self.tls = tls
+            self.reusePort = reusePort
         }
     }
 
@@ -105,6 +109,7 @@ public final class HTTPServer {
     private(set) var tlsContext: TLSContext?
     @exclusivity(unchecked) private var state = State.created
     private var listener: Socket?
+    private var providedListener: Socket?
     private var acceptor: Greenlet<Void>?
     private let handlers = Group()
     private let stopped = Event()
@@ -131,6 +136,18 @@ public final class HTTPServer {
         self.responder = responder
     }
 
+    /// Creates a server that answers with `responder` on `listener`, a listening socket of this
+    /// thread's hub, instead of binding ``Configuration/host`` and ``Configuration/port``: one
+    /// adopted from a descriptor that a ``Supervisor`` or systemd passed down
+    /// (``Socket/init(fileDescriptor:)``), or bound by the caller. The server closes it when it
+    /// stops.
+    /// - Precondition: `configuration.maxConnections` is at least 1.
+    public convenience init(configuration: Configuration = Configuration(), listener: Socket,
+                            logger: Logger = Logger(label: "sprout.http"), responder: any HTTPResponder) {
+        self.init(configuration: configuration, logger: logger, responder: responder)
+        self.providedListener = listener
+    }
+
     /// Creates a server that answers every request with `handler`.
     public convenience init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "sprout.http"),
                             handler: @escaping (Request) throws -> Response) {
@@ -155,7 +172,10 @@ public final class HTTPServer {
         guard state == .created else { throw ServerError.alreadyStarted }
         if let tls = configuration.tls { tlsContext = try TLSContext(configuration: tls) }
         _ = try? raiseOpenFileLimit()
-        let listener = try Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
+        let listener = try providedListener
+            ?? Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog,
+                             reusePort: configuration.reusePort)
+        providedListener = nil
         self.listener = listener
         state = .serving
         acceptor = spawn(name: "HTTPServer accept \(listener.localAddress)") { [self] in
@@ -191,6 +211,7 @@ public final class HTTPServer {
         }
         state = .draining
         acceptor?.kill()
+        acceptQueuedClients()
         listener?.close()
         var idle = idleOldest
         while let connection = idle {
@@ -224,21 +245,35 @@ public final class HTTPServer {
             guard let (socket, peer) = try listener.acceptRetrying(logger: logger, while: { state == .serving }) else {
                 return
             }
-            openCount += 1
-            if openCount > peakOpenCount { peakOpenCount = openCount }
-            let connection = HTTPConnection(socket: socket, peer: peer, server: self)
-            let greenlet = spawn(name: "http connection", stackSize: configuration.connectionStackSize) {
-                try connection.run()
-            }
-            if greenlet.isReady {
-                logger.error("cannot start a connection handler", metadata: ["error": "\(greenlet.error.map { "\($0)" } ?? "?")"])
-                socket.close()
-                openCount -= 1
-                continue
-            }
-            connection.greenlet = greenlet
-            handlers.add(greenlet)
+            startConnection(socket, peer: peer)
         }
+    }
+
+    /// Before the listener closes in a graceful stop: clients the kernel has already queued
+    /// would be reset by the close; take them in (as many as there is room for) and answer their
+    /// first request with `Connection: close`.
+    private func acceptQueuedClients() {
+        guard let listener else { return }
+        while openCount < configuration.maxConnections, let (socket, peer) = try? listener.acceptIfPending() {
+            startConnection(socket, peer: peer)
+        }
+    }
+
+    private func startConnection(_ socket: Socket, peer: SocketAddress) {
+        openCount += 1
+        if openCount > peakOpenCount { peakOpenCount = openCount }
+        let connection = HTTPConnection(socket: socket, peer: peer, server: self)
+        let greenlet = spawn(name: "http connection", stackSize: configuration.connectionStackSize) {
+            try connection.run()
+        }
+        if greenlet.isReady {
+            logger.error("cannot start a connection handler", metadata: ["error": "\(greenlet.error.map { "\($0)" } ?? "?")"])
+            socket.close()
+            openCount -= 1
+            return
+        }
+        connection.greenlet = greenlet
+        handlers.add(greenlet)
     }
 
     /// Returns once a connection may be accepted: at once below the limit; else, once a new
