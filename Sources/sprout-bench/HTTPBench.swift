@@ -15,6 +15,11 @@ struct HTTPBench: ParsableCommand {
             time per request (utime + stime of its process group from /proc, over wrk's request count), \
             and wrk's errors (socket errors plus non-2xx responses).
 
+            Then the same wrk runs for sprout with --workers 1 (on CPU 0), --workers 2 and --threads 2 (on CPUs \
+            0 and 1), beside nginx with 1 and 2 worker processes (rows rps_w1_*, rps_w2_*, rps_t2_*, with their \
+            cpu_per_req and errors): with 2 cores, wrk competes with the second worker, so CPU per request is \
+            the figure that holds.
+
             For sprout and nginx, a second fresh server: this process opens 10,000 keep-alive connections, \
             one GET / each, waits 1 s and reads the server's VmRSS (idle_conn_rss: the growth per \
             connection), then closes them all, waits 2 s (rss_after_spike: what the spike left behind).
@@ -36,14 +41,14 @@ struct HTTPBench: ParsableCommand {
     @Option(help: "Idle keep-alive connections for idle_conn_rss.")
     var idleConnections = 10_000
 
-    @Option(help: "Only these servers, comma-separated (sprout, nginx, hummingbird, gevent).")
+    @Option(help: "Only these servers, comma-separated (sprout, nginx, hummingbird, gevent, sprout_w1, sprout_w2, sprout_t2, nginx_w2).")
     var only: String?
 
     func validate() throws {
         guard duration >= 1 else { throw ValidationError("--duration must be at least 1") }
         guard idleConnections >= 1 else { throw ValidationError("--idle-connections must be at least 1") }
         if let only {
-            let known: Set = ["sprout", "nginx", "hummingbird", "gevent"]
+            let known: Set = ["sprout", "nginx", "hummingbird", "gevent", "sprout_w1", "sprout_w2", "sprout_t2", "nginx_w2"]
             for name in only.split(separator: ",") where !known.contains(String(name)) {
                 throw ValidationError("--only: unknown server \(name)")
             }
@@ -81,8 +86,13 @@ struct HTTPBench: ParsableCommand {
 
         let peers = HTTPPeers(root: HTTPPeers.packageRoot(), work: work, skipBuild: skipBuild)
         let wanted = only.map { Set($0.split(separator: ",").map(String.init)) }
+        let both = "\(Self.serverCPU),\(Self.clientCPU)"
         var candidates: [(String, () -> Result<HTTPServerUnderTest, BenchFailure>)] = [
-            ("sprout", peers.sprout), ("nginx", peers.nginx), ("hummingbird", peers.hummingbird), ("gevent", peers.gevent),
+            ("sprout", { peers.sprout() }), ("nginx", { peers.nginx() }), ("hummingbird", peers.hummingbird), ("gevent", peers.gevent),
+            ("sprout_w1", { peers.sprout(name: "sprout_w1", processArguments: ["--workers", "1"]) }),
+            ("sprout_w2", { peers.sprout(name: "sprout_w2", processArguments: ["--workers", "2"], cpus: both) }),
+            ("sprout_t2", { peers.sprout(name: "sprout_t2", processArguments: ["--workers", "0", "--threads", "2"], cpus: both) }),
+            ("nginx_w2", { peers.nginx(name: "nginx_w2", workers: 2, cpus: both) }),
         ]
         if let wanted { candidates.removeAll { !wanted.contains($0.0) } }
 
@@ -94,8 +104,8 @@ struct HTTPBench: ParsableCommand {
             switch prepare() {
             case .success(let ready): server = ready
             case .failure(let reason):
-                if name == "sprout" {
-                    note("error: sprout: \(reason)")
+                if name.hasPrefix("sprout") {
+                    note("error: \(name): \(reason)")
                     sproutFailures.append("sprout could not be started")
                 } else {
                     note("note: skipping \(name): \(reason)")
@@ -109,7 +119,7 @@ struct HTTPBench: ParsableCommand {
                 result.loads = try runner.throughput(port: pickFreePort(excluding: &usedPorts))
             } catch {
                 note("error: \(name): the wrk runs failed: \(error)")
-                if name == "sprout" { sproutFailures.append("wrk runs: \(error)") }
+                if name.hasPrefix("sprout") { sproutFailures.append("\(name) wrk runs: \(error)") }
             }
             if server.measuresMemory {
                 do {
@@ -138,9 +148,10 @@ struct HTTPBench: ParsableCommand {
     /// The table rows: every figure sprout has, with whichever peers have it too.
     static func rows(_ results: [String: HTTPServerResult], peerOrder: [String]) -> [BenchmarkRow] {
         var rows: [BenchmarkRow] = []
-        func row(_ name: String, _ unit: String, _ value: (HTTPServerResult) -> Double?) {
-            guard let sprout = results["sprout"].flatMap(value) else { return }
-            let peers = peerOrder.compactMap { peer in results[peer].flatMap(value).map { (name: peer, value: $0) } }
+        func row(_ name: String, _ unit: String, sprout server: String = "sprout", peers order: [String]? = nil,
+                 _ value: (HTTPServerResult) -> Double?) {
+            guard let sprout = results[server].flatMap(value) else { return }
+            let peers = (order ?? peerOrder).compactMap { peer in results[peer].flatMap(value).map { (name: peer, value: $0) } }
             rows.append(BenchmarkRow(name: name, unit: unit, sprout: sprout, peers: peers))
         }
         for load in loads {
@@ -148,6 +159,16 @@ struct HTTPBench: ParsableCommand {
             row("p99_c\(load)_ms", "ms") { $0.loads[load]?.p99Milliseconds }
             row("cpu_per_req_c\(load)_us", "us/req") { $0.loads[load]?.cpuMicrosecondsPerRequest }
             row("errors_c\(load)", "count") { $0.loads[load].map { Double($0.errors) } }
+        }
+        // Every core: pre-fork workers and hubs per thread, beside nginx with as many workers.
+        // On a 2-core machine wrk shares CPU 1 with the second worker; CPU per request holds anyway.
+        for (tag, server, peers) in [("w1", "sprout_w1", ["nginx"]), ("w2", "sprout_w2", ["nginx_w2"]),
+                                     ("t2", "sprout_t2", ["nginx_w2"])] {
+            for load in loads {
+                row("rps_\(tag)_c\(load)", "req/s", sprout: server, peers: peers) { $0.loads[load]?.requestsPerSecond }
+                row("cpu_per_req_\(tag)_c\(load)_us", "us/req", sprout: server, peers: peers) { $0.loads[load]?.cpuMicrosecondsPerRequest }
+                row("errors_\(tag)_c\(load)", "count", sprout: server, peers: peers) { $0.loads[load].map { Double($0.errors) } }
+            }
         }
         row("idle_conn_rss", "bytes/conn") { $0.memory?.idleBytesPerConnection }
         row("rss_after_spike", "KiB") { $0.memory.map { $0.bytesAfterSpike / 1024 } }
@@ -187,7 +208,7 @@ struct HTTPRunner {
         note("--- \(server.name) on 127.0.0.1:\(port) (\(server.summary)) for the \(purpose == .throughput ? "wrk runs" : "idle connections")")
         let command = try server.command(port, work, purpose)
         let child = try ChildProcess(
-            name: server.name, arguments: ["taskset", "-c", String(HTTPBench.serverCPU)] + command,
+            name: server.name, arguments: ["taskset", "-c", server.cpus] + command,
             logPath: "\(work)/\(server.name)-\(tag).log")
         do {
             try waitUntilAnswering(child, port: port)

@@ -13,6 +13,8 @@ struct HTTPServerUnderTest {
     let measuresMemory: Bool
     /// One line on what runs, for the progress output.
     let summary: String
+    /// The CPUs it is pinned to (a `taskset -c` list).
+    var cpus = String(HTTPBench.serverCPU)
     /// The command (before `taskset -c 0`) serving GET / on 127.0.0.1:port; may write
     /// files (nginx's configuration) under `work`.
     let command: (_ port: Int, _ work: String, _ purpose: HTTPRunPurpose) throws -> [String]
@@ -43,15 +45,19 @@ struct HTTPPeers {
 
     // MARK: sprout
 
-    func sprout() -> Result<HTTPServerUnderTest, BenchFailure> {
+    /// `sprout serve` in one process (`--workers 0`), or with `processArguments` (workers,
+    /// threads) on `cpus`.
+    func sprout(name: String = "sprout", processArguments: [String] = ["--workers", "0"],
+                cpus: String = String(HTTPBench.serverCPU)) -> Result<HTTPServerUnderTest, BenchFailure> {
         let binary = executableDirectory() + "/sprout"
         guard isExecutable(binary) else {
             return .failure(BenchFailure("\(binary) not found: build it with `swift build -c release` (sprout-bench expects it next to itself)"))
         }
         return .success(HTTPServerUnderTest(
-            name: "sprout", measuresMemory: true, summary: "\(binary) serve",
+            name: name, measuresMemory: name == "sprout", summary: "\(binary) serve \(processArguments.joined(separator: " "))",
+            cpus: cpus,
             command: { port, _, purpose in
-                var arguments = [binary, "serve", "--host", "127.0.0.1", "--port", String(port)]
+                var arguments = [binary, "serve", "--host", "127.0.0.1", "--port", String(port)] + processArguments
                 if purpose == .memory {
                     // 10,000 idle connections must all stay open while they are counted: the
                     // default admits exactly 10,000 and closes connections idle for 10 s.
@@ -63,7 +69,9 @@ struct HTTPPeers {
 
     // MARK: nginx
 
-    func nginx() -> Result<HTTPServerUnderTest, BenchFailure> {
+    /// nginx with `workers` worker processes on `cpus`.
+    func nginx(name: String = "nginx", workers: Int = 1,
+               cpus: String = String(HTTPBench.serverCPU)) -> Result<HTTPServerUnderTest, BenchFailure> {
         guard let binary = isExecutable("/usr/sbin/nginx") ? "/usr/sbin/nginx" : findInPath("nginx") else {
             return .failure(BenchFailure("nginx not found (apt-get install nginx-light)"))
         }
@@ -75,7 +83,7 @@ struct HTTPPeers {
         let version = build.split(separator: "\n").first { $0.hasPrefix("nginx version:") }
             .map { String($0.dropFirst("nginx version: ".count)) } ?? "nginx"
         return .success(HTTPServerUnderTest(
-            name: "nginx", measuresMemory: true, summary: "\(version), worker_processes 1",
+            name: name, measuresMemory: name == "nginx", summary: "\(version), worker_processes \(workers)", cpus: cpus,
             command: { port, work, _ in
                 let prefix = "\(work)/nginx-\(port)"
                 guard mkdir(prefix, 0o755) == 0 || errno == EEXIST else {
@@ -85,7 +93,7 @@ struct HTTPPeers {
                 if build.contains("--without-http_proxy_module") { temps.removeAll { $0 == "proxy" } }
                 let tempLines = temps.map { "    \($0)_temp_path \(prefix)/\($0);" }.joined(separator: "\n")
                 let configuration = """
-                    worker_processes 1;
+                    worker_processes \(workers);
                     daemon off;
                     pid \(prefix)/nginx.pid;
                     error_log stderr;

@@ -12,7 +12,7 @@ public import Logging
 /// ```swift
 /// let listener = try Socket.listen(host: "0.0.0.0", port: 8080)
 /// let supervisor = Supervisor(configuration: .init(workers: 4)) { worker in
-///     let socket = try Socket(fileDescriptor: dup(listener.fileDescriptor))
+///     let socket = try Socket(fileDescriptor: listener.fileDescriptor)   // the inherited copy
 ///     socket.isSharedListener = true
 ///     let server = HTTPServer(configuration: configuration, listener: socket, responder: router)
 ///     try worker.onStop { server.stop(timeout: .seconds(10)) }
