@@ -82,8 +82,20 @@ static void *child_thread(void *start) {
 // of its own, whose thread-locals start empty; the forking thread only waits for it.
 pid_t sprout_fork_running(int (*body)(void *), void *arg, size_t stack_size, int parent_death_signal) {
     pid_t parent = getpid();
+    // What the parent buffered in stdio would be written twice, once by each process.
+    fflush(NULL);
+    // No signal handler may run in the child before the atfork handler has dropped the
+    // relays: it would write into the parent's signal pipe, as if the parent had the signal.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
     pid_t pid = sprout_fork();
-    if (pid != 0) return pid;
+    int error = errno;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    if (pid != 0) {
+        errno = error;
+        return pid;
+    }
     if (parent_death_signal) {
         // Asked of the child's first thread: the kernel signals the task its parent forked.
         prctl(PR_SET_PDEATHSIG, (unsigned long)parent_death_signal, 0, 0, 0);

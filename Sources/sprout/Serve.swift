@@ -4,6 +4,10 @@ import Logging
 import Sprout
 import SproutHTTP
 import SproutTLS
+import Synchronization
+
+/// Set by the first hub that is asked to stop, for hubs that start listening for the signal later.
+private let stopRequested = Atomic<Bool>(false)
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,7 +57,7 @@ struct Serve: ParsableCommand {
     var tlsHandshakeTimeout: Double = 10
 
     @Option(help: "Worker processes under a supervising master (default: one per CPU; 0: serve in this process).")
-    var workers = Supervisor.processorCount
+    var workers = min(Supervisor.processorCount, Supervisor.maxWorkers)
 
     @Option(help: "Hubs (threads) per process, each with its own accept loop; handlers run on the hub that accepted.")
     var threads = 1
@@ -77,7 +81,14 @@ struct Serve: ParsableCommand {
             throw ValidationError("--workers must be in 0...\(Supervisor.maxWorkers)")
         }
         guard (1...31).contains(threads) else { throw ValidationError("--threads must be in 1...31") }
-        guard workerTimeout >= 0 else { throw ValidationError("--worker-timeout must be 0 or more") }
+        guard workerTimeout == 0 || (0.01...86_400).contains(workerTimeout) else {
+            throw ValidationError("--worker-timeout must be 0 (never) or 0.01...86400 seconds")
+        }
+        for (name, value) in [("--header-timeout", headerTimeout), ("--idle-timeout", idleTimeout),
+                              ("--drain-timeout", drainTimeout), ("--tls-handshake-timeout", tlsHandshakeTimeout)]
+        where value > 86_400 {
+            throw ValidationError("\(name) must be at most 86400 seconds")
+        }
     }
 
     func run() throws {
@@ -177,14 +188,19 @@ struct Serve: ParsableCommand {
     private func serve(on listener: Socket, hub: Int, worker: Worker?) throws {
         let server = HTTPServer(configuration: configuration, listener: listener, responder: DemoApp.router())
         try server.start()
+        let stop = { [drain] in
+            stopRequested.store(true, ordering: .sequentiallyConsistent)
+            server.stop(timeout: drain)
+        }
         if let worker {
             if hub > 0 { try worker.watchThisHub() }
-            try worker.onStop { [drain] in server.stop(timeout: drain) }
+            try worker.onStop(stop)
         } else {
-            for signal in [SIGINT, SIGTERM] {
-                try onSignal(signal) { [drain] in server.stop(timeout: drain) }
-            }
+            for signal in [SIGINT, SIGTERM] { try onSignal(signal, stop) }
         }
+        // A stop signal that came before this hub listened for it (the other hubs start after
+        // the first) was seen by the first hub only.
+        if stopRequested.load(ordering: .sequentiallyConsistent) { stop() }
         if hub == 0 {
             try onSignal(SIGUSR1) {
                 Hub.runInfo().writeToStandardError()

@@ -77,18 +77,24 @@ final class Poller {
     func register(fd: Int32, exclusive: Bool = false) throws {
         let index = slot(fd)
         if table[index].registered { return }
+        let edgeTriggered = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
         var event = epoll_event()
-        event.events = exclusive ? EPOLLIN.rawValue | EPOLLET.rawValue | EPOLLEXCLUSIVE.rawValue
-            : EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
         event.data.fd = fd
-        if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) != 0 {
+        event.events = exclusive ? EPOLLIN.rawValue | EPOLLET.rawValue | EPOLLEXCLUSIVE.rawValue : edgeTriggered
+        var rc = epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event)
+        if rc != 0 && errno == EINVAL && exclusive {
+            // Kernels before 4.5 have no EPOLLEXCLUSIVE: every waiter is woken, as without it.
+            event.events = edgeTriggered
+            rc = epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event)
+        }
+        if rc != 0 {
             let error = errno
-            // A descriptor number reused after a close the poller was not told about.
-            // (EPOLLEXCLUSIVE cannot be modified in place: delete and add again.)
-            guard error == EEXIST, exclusive
-                ? epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) == 0 && epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0
-                : epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) == 0 else {
-                throw SystemError(errno: error, operation: "epoll_ctl(ADD) of descriptor \(fd)")
+            guard error == EEXIST else { throw SystemError(errno: error, operation: "epoll_ctl(ADD) of descriptor \(fd)") }
+            // A descriptor number reused after a close the poller was not told about: replace
+            // the stale registration (one with EPOLLEXCLUSIVE cannot be modified in place).
+            guard epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) == 0 || errno == ENOENT,
+                  epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
+                throw SystemError(errno: errno, operation: "epoll_ctl(ADD) of descriptor \(fd), replacing a stale registration")
             }
         }
         table[index].registered = true

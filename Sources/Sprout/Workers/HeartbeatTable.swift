@@ -47,30 +47,39 @@ final class HeartbeatTable: @unchecked Sendable {
     }
 
     /// In the worker: claims the next hub index of `slot`, beating as of `now`; nil when all
-    /// are taken.
+    /// are taken. The beat is written before the count grows, so the master never sees a
+    /// counted hub without one.
     func addHub(slot: Int, now: UInt64) -> Int? {
         let count = word(slot, 0)
         while true {
             let current = sprout_shared_load(count)
             guard current < UInt64(HeartbeatTable.hubsPerSlot) else { return nil }
+            beat(slot: slot, hub: Int(current), now: now)
             // Only the worker itself adds hubs; its threads race here, so compare and swap.
-            if sprout_shared_compare_exchange(count, current, current + 1) != 0 {
-                beat(slot: slot, hub: Int(current), now: now)
-                return Int(current)
-            }
+            if sprout_shared_compare_exchange(count, current, current + 1) != 0 { return Int(current) }
         }
     }
 
-    /// The oldest last beat of the slot's hubs.
+    /// A hub whose thread has ended: it is no longer waited for.
+    static let gone = UInt64.max
+
+    /// The oldest last beat of the slot's live hubs (``gone`` if none is left).
     func oldestBeat(slot: Int) -> UInt64 {
         let hubs = min(Int(sprout_shared_load(word(slot, 0))), HeartbeatTable.hubsPerSlot)
-        var oldest = UInt64.max
-        for hub in 0..<max(hubs, 1) { oldest = min(oldest, sprout_shared_load(word(slot, 1 + hub))) }
+        var oldest = HeartbeatTable.gone
+        for hub in 0..<max(hubs, 1) {
+            let beat = sprout_shared_load(word(slot, 1 + hub))
+            if beat != 0 { oldest = min(oldest, beat) }
+        }
         return oldest
     }
 
-    /// The last beat of the slot's first hub (the worker's main one).
-    func mainBeat(slot: Int) -> UInt64 { sprout_shared_load(word(slot, 1)) }
+    /// True if the slot's first hub (the worker's main one) has beaten since `start`: the worker
+    /// got as far as serving.
+    func served(slot: Int, since start: UInt64) -> Bool {
+        let beat = sprout_shared_load(word(slot, 1))
+        return beat > start && beat != HeartbeatTable.gone
+    }
 }
 
 private func errno() -> Int32 { sprout_errno() }

@@ -31,12 +31,15 @@ public import Logging
 /// - `SIGTTIN` / `SIGTTOU`: one worker more / fewer (never fewer than one).
 /// - `SIGUSR1`: passed on to every worker (`sprout serve` prints its greenlets).
 ///
-/// A worker that exits or is killed is replaced. One that dies within
-/// ``Configuration/startupGrace`` of starting counts as failing at start-up: its replacement
-/// waits (100 ms, doubling up to ``Configuration/maxBackoff``), and after
-/// ``Configuration/maxStartupFailures`` such deaths in a row the supervisor gives up. A worker
-/// whose hub has not turned for ``Configuration/workerTimeout`` is killed (`SIGKILL`) and
-/// replaced. Workers get `SIGTERM` if the master dies.
+/// A worker that exits or is killed is replaced. One that dies before it served (its first
+/// heartbeat) or within ``Configuration/startupGrace`` of starting counts as failing at
+/// start-up: its replacement waits (100 ms, doubling up to ``Configuration/maxBackoff``), and
+/// after ``Configuration/maxStartupFailures`` such deaths in a row the supervisor gives up (or,
+/// during a reload with the old workers still serving, abandons the reload). A worker whose hub
+/// has not turned for ``Configuration/workerTimeout`` is killed (`SIGKILL`) and replaced; one
+/// asked to stop that is still draining after ``Configuration/gracefulTimeout`` is killed.
+/// Workers get `SIGTERM` if the master dies; `SIGHUP`, `SIGTTIN`, `SIGTTOU` and `SIGUSR1` are
+/// ignored in a worker unless its body handles them.
 ///
 /// The master runs on the calling thread's hub, in its main greenlet, and forks from there:
 /// start no other threads in the master before ``run()`` (threads do not survive `fork`).
@@ -95,7 +98,6 @@ public final class Supervisor {
     var target: Int
     var generation = 0
     var stopping: StopKind?
-    var stopDeadline: UInt64 = 0
     var startupFailures = 0
     var nextStartAllowed: UInt64 = 0
     var lastFailure = ""
@@ -106,13 +108,17 @@ public final class Supervisor {
     /// greenlet of the worker's fresh hub; when it returns the worker exits with status 0,
     /// and when it throws the error is logged and the worker exits with status 1.
     ///
-    /// - Precondition: `configuration.workers` in `1...maxWorkers`, `maxStartupFailures >= 1`.
+    /// - Precondition: `configuration.workers` in `1...maxWorkers`, `maxStartupFailures >= 1`,
+    ///   `workerTimeout` nil or at least 10 ms, `gracefulTimeout` not negative.
     public init(configuration: Configuration = Configuration(),
                 logger: Logger = Logger(label: "sprout.supervisor"),
                 worker body: @escaping (Worker) throws -> Void) {
         precondition((1...Supervisor.maxWorkers).contains(configuration.workers),
                      "Supervisor: workers must be in 1...\(Supervisor.maxWorkers) (got \(configuration.workers))")
         precondition(configuration.maxStartupFailures >= 1, "Supervisor: maxStartupFailures must be at least 1")
+        precondition(configuration.workerTimeout.map { $0 >= .milliseconds(10) } ?? true,
+                     "Supervisor: workerTimeout must be at least 10 ms (nil: never)")
+        precondition(configuration.gracefulTimeout >= .zero, "Supervisor: gracefulTimeout must not be negative")
         self.configuration = configuration
         self.logger = logger
         self.body = body

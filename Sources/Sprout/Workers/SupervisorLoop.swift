@@ -24,6 +24,8 @@ extension Supervisor {
         let startedAt: UInt64
         /// Asked to stop (reload, fewer workers, stop): its exit is not replaced.
         var retiring = false
+        /// When it was asked to stop: past the graceful timeout it is killed.
+        var retiredAt: UInt64 = 0
         /// Seen beating since it started: it serves.
         var booted = false
         var killed = false
@@ -38,17 +40,18 @@ extension Supervisor {
                 try handle(command)
                 while let more = try? commands.tryGet() { try handle(more) }
             }
-            reap()
             checkHeartbeats()
-            if let stopping {
+            reap()
+            killOverdueRetirees()
+            if stopping != nil {
                 if processes.isEmpty {
                     logger.info("supervisor stopped")
                     return
                 }
-                if stopping == .graceful && sprout_now_ns() > stopDeadline { killAll(reason: "graceful timeout passed") }
                 continue
             }
             if startupFailures >= configuration.maxStartupFailures {
+                if abandonFailedReload() { continue }
                 logger.critical("workers keep failing at start-up; giving up",
                                 metadata: ["failures": "\(startupFailures)", "last": "\(lastFailure)"])
                 beginStop(.immediate)
@@ -58,7 +61,7 @@ extension Supervisor {
                 }
                 throw SupervisorError.workersFailAtStartup(lastFailure)
             }
-            try startMissingWorkers()
+            startMissingWorkers()
             retireReplacedWorkers()
         }
     }
@@ -69,6 +72,11 @@ extension Supervisor {
             if stopping == nil || kind == .immediate { beginStop(kind) }
         case .reload:
             guard stopping == nil else { return }
+            // Workers of an earlier reload that do not serve yet are superseded at once: a
+            // burst of SIGHUPs must not pile up sets of workers.
+            for index in processes.indices where !processes[index].booted && !processes[index].retiring {
+                retire(index)
+            }
             generation += 1
             logger.info("reloading: starting new workers, then draining the old ones", metadata: ["generation": "\(generation)"])
         case .add:
@@ -91,7 +99,6 @@ extension Supervisor {
 
     private func beginStop(_ kind: StopKind) {
         stopping = kind
-        stopDeadline = sprout_now_ns() &+ configuration.gracefulTimeout.nanoseconds
         willStop?()
         willStop = nil
         switch kind {
@@ -104,17 +111,49 @@ extension Supervisor {
     }
 
     private func retire(_ index: Int) {
+        guard !processes[index].retiring else { return }
         processes[index].retiring = true
+        processes[index].retiredAt = sprout_now_ns()
         kill(processes[index].pid, SIGTERM)
     }
 
     private func killAll(reason: String) {
+        var killed = 0
         for index in processes.indices where !processes[index].killed {
             processes[index].killed = true
             processes[index].retiring = true
             kill(processes[index].pid, SIGKILL)
+            killed += 1
         }
-        logger.info("killed the remaining workers", metadata: ["reason": "\(reason)"])
+        if killed > 0 { logger.info("killed the remaining workers", metadata: ["reason": "\(reason)", "killed": "\(killed)"]) }
+    }
+
+    /// Workers asked to stop (a stop, a reload, one fewer) that are still draining after the
+    /// graceful timeout are killed.
+    private func killOverdueRetirees() {
+        let now = sprout_now_ns()
+        let limit = configuration.gracefulTimeout.nanoseconds
+        for index in processes.indices where processes[index].retiring && !processes[index].killed
+            && now &- processes[index].retiredAt > limit {
+            processes[index].killed = true
+            kill(processes[index].pid, SIGKILL)
+            logger.warning("worker still draining after the graceful timeout; killed it",
+                           metadata: ["worker": "\(processes[index].index)", "pid": "\(processes[index].pid)",
+                                      "gracefulTimeout": "\(configuration.gracefulTimeout)"])
+        }
+    }
+
+    /// New workers keep failing at start-up while older ones still serve: a reload gone
+    /// wrong. Keeps the serving generation (and the service) instead of giving up. True if so.
+    private func abandonFailedReload() -> Bool {
+        guard let serving = processes.filter({ $0.booted && !$0.retiring }).map(\.generation).max(),
+              serving < generation else { return false }
+        logger.error("reload abandoned: the new workers keep failing at start-up; the old ones go on serving",
+                     metadata: ["last": "\(lastFailure)"])
+        for index in processes.indices where processes[index].generation > serving { retire(index) }
+        generation = serving
+        startupFailures = 0
+        return true
     }
 
     /// Collects the workers that ended; the unexpected deaths are replaced by the loop.
@@ -127,11 +166,21 @@ extension Supervisor {
                 index += 1
                 continue
             }
-            let process = processes.remove(at: index)
+            var process = processes.remove(at: index)
+            if heartbeats.served(slot: process.slot, since: process.startedAt) { process.booted = true }
             let ending = describe(status: status, known: rc >= 0)
-            if !process.retiring {
+            if process.retiring {
+                if process.killed || sprout_exit_code(status) != 0 {
+                    logger.info("worker stopped", metadata: ["worker": "\(process.index)", "pid": "\(process.pid)", "how": "\(ending)"])
+                }
+            } else if process.generation < generation {
+                logger.error("a worker of the set being replaced ended during the reload",
+                             metadata: ["worker": "\(process.index)", "pid": "\(process.pid)", "how": "\(ending)"])
+            } else {
                 let lived = sprout_now_ns() &- process.startedAt
-                if !process.booted && lived < configuration.startupGrace.nanoseconds {
+                // A worker that never beat failed to start, however long it took to fail (it may
+                // have hung until the worker timeout); one that served and then died quickly too.
+                if !process.booted || lived < configuration.startupGrace.nanoseconds {
                     startupFailures += 1
                     lastFailure = "worker \(process.index) \(ending) \(seconds(lived)) after starting"
                     let backoff = min(Duration.milliseconds(100) * (1 << min(startupFailures - 1, 20)), configuration.maxBackoff)
@@ -165,14 +214,14 @@ extension Supervisor {
     private func checkHeartbeats() {
         for index in processes.indices {
             let process = processes[index]
-            if !process.booted && heartbeats.mainBeat(slot: process.slot) > process.startedAt {
+            if !process.booted && heartbeats.served(slot: process.slot, since: process.startedAt) {
                 processes[index].booted = true
                 startupFailures = 0
             }
             guard let timeout = configuration.workerTimeout, !process.killed else { continue }
             let oldest = heartbeats.oldestBeat(slot: process.slot)
             let now = sprout_now_ns()
-            if now > oldest && now - oldest > timeout.nanoseconds {
+            if oldest != HeartbeatTable.gone && now > oldest && now - oldest > timeout.nanoseconds {
                 processes[index].killed = true
                 kill(process.pid, SIGKILL)
                 logger.error("worker timed out: its hub has not turned; killed it",
@@ -183,11 +232,18 @@ extension Supervisor {
     }
 
     /// Forks the workers of the current generation that are missing, if the back-off allows.
-    private func startMissingWorkers() throws {
+    /// A fork that fails (`EAGAIN`: the process limit) is retried a second later.
+    private func startMissingWorkers() {
         let present = Set(processes.filter { $0.generation == generation && !$0.retiring }.map(\.index))
         for index in 0..<target where !present.contains(index) {
             guard sprout_now_ns() >= nextStartAllowed else { return }
-            try startWorker(index: index)
+            do {
+                try startWorker(index: index)
+            } catch {
+                logger.error("cannot start a worker; retrying in 1 s", metadata: ["worker": "\(index)", "error": "\(error)"])
+                nextStartAllowed = sprout_now_ns() &+ 1_000_000_000
+                return
+            }
         }
     }
 
@@ -227,9 +283,10 @@ extension Supervisor {
 
     /// In the forked child, on its fresh thread: the worker's exit status.
     private func runWorker(_ worker: Worker) -> Int32 {
-        // Signals the master handles mean nothing to a worker; by default two of them would
-        // stop it (SIGTTIN, SIGTTOU) and one would end it (SIGHUP).
-        for signal in [SIGHUP, SIGTTIN, SIGTTOU] { Glibc.signal(signal, SIG_IGN) }
+        // Signals the master handles (or passes on) mean nothing to a worker unless it says so;
+        // by default two of them would stop it (SIGTTIN, SIGTTOU) and two would end it
+        // (SIGHUP, SIGUSR1). A handler the body sets with onSignal replaces the SIG_IGN.
+        for signal in [SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1] { Glibc.signal(signal, SIG_IGN) }
         worker.startHeartbeat(hub: 0)
         do {
             try body(worker)

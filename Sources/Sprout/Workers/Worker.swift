@@ -51,8 +51,10 @@ public final class Worker: Sendable {
 
     func startHeartbeat(hub: Int) {
         let (heartbeats, slot, interval) = (self.heartbeats, self.slot, beatInterval)
-        // Killed with the hub's other greenlets when its thread ends.
+        // Killed with the hub's other greenlets when its thread ends; a hub that has ended is
+        // not waited for (its last beat would soon look like a stuck hub).
         spawn(name: "worker heartbeat") {
+            defer { heartbeats.beat(slot: slot, hub: hub, now: HeartbeatTable.gone) }
             while true {
                 heartbeats.beat(slot: slot, hub: hub, now: sprout_now_ns())
                 try sleep(for: interval)

@@ -147,7 +147,10 @@ final class HTTPConnection {
     private func waitForNextRequest() throws -> Bool {
         let isFirst = requestCount == 0
         if server.isDraining && !isFirst { return false }
-        let idleTimeout = isFirst ? configuration.headerTimeout : configuration.idleTimeout
+        // A client taken in while the server drains has only a moment to send its request.
+        let idleTimeout = !isFirst ? configuration.idleTimeout
+            : server.isDraining ? min(configuration.headerTimeout, HTTPConnection.firstRequestGraceOnDrain)
+            : configuration.headerTimeout
         server.becameIdle(self)
         defer { server.becameBusy(self) }
         do {
