@@ -148,26 +148,32 @@ struct Serve: ParsableCommand {
         if blockThreshold > 0 {
             try BlockedHubMonitor.start(threshold: .milliseconds(blockThreshold))
         }
-        var copies: [Int32] = []
+        // One listening descriptor per hub, all bound before anything is announced (a client
+        // must not find a hub's SO_REUSEPORT listener missing); each hub adopts its own.
+        let descriptors: [Int32]
         if let sharedListener {
-            // One descriptor per hub, and none left over: an inherited descriptor nobody accepts
-            // from would keep the socket listening after a drain, and the clients the kernel
-            // queued there would be reset when the worker exits.
-            copies = try (0..<threads).map { _ in
-                let copy = dup(sharedListener)
-                guard copy >= 0 else { throw SystemError(errno: errno, operation: "dup of the listening socket") }
-                return copy
-            }
+            // Copies of the master's socket, and none left over: an inherited descriptor nobody
+            // accepts from would keep the socket listening after a drain, and the clients the
+            // kernel queued there would be reset when the worker exits.
+            descriptors = try (0..<threads).map { _ in try duplicate(sharedListener) }
             close(sharedListener)
+        } else {
+            var bindPort = port
+            descriptors = try (0..<threads).map { _ in
+                let socket = try Socket.listen(host: host, port: bindPort, backlog: configuration.backlog,
+                                               reusePort: threads > 1 || reusePort)
+                defer { socket.close() }
+                bindPort = socket.localAddress.port
+                return try duplicate(socket.fileDescriptor)
+            }
         }
-        let first = try listener(shared: copies.first, port: port)
-        let boundPort = first.localAddress.port
-        if worker == nil { announce(port: boundPort) }
+        let shared = sharedListener != nil
+        let first = try adopt(descriptors[0], shared: shared)
+        if worker == nil { announce(port: first.localAddress.port) }
         let others = (1..<threads).map { hub in
-            spawn(name: "hub thread \(hub)") { [copies] in
+            spawn(name: "hub thread \(hub)") { [descriptors] in
                 try GreenThread.run { [self] in
-                    try serve(on: try listener(shared: copies.isEmpty ? nil : copies[hub], port: boundPort),
-                              hub: hub, worker: worker)
+                    try serve(on: try adopt(descriptors[hub], shared: shared), hub: hub, worker: worker)
                 }
             }
         }
@@ -175,14 +181,16 @@ struct Serve: ParsableCommand {
         for thread in others { try thread.get() }
     }
 
-    private func listener(shared: Int32?, port: Int) throws -> Socket {
-        if let shared {
-            let socket = try Socket(fileDescriptor: shared)
-            socket.isSharedListener = true
-            return socket
-        }
-        return try Socket.listen(host: host, port: port, backlog: configuration.backlog,
-                                 reusePort: threads > 1 || reusePort)
+    private func duplicate(_ descriptor: Int32) throws -> Int32 {
+        let copy = dup(descriptor)
+        guard copy >= 0 else { throw SystemError(errno: errno, operation: "dup of the listening socket") }
+        return copy
+    }
+
+    private func adopt(_ descriptor: Int32, shared: Bool) throws -> Socket {
+        let socket = try Socket(fileDescriptor: descriptor)
+        socket.isSharedListener = shared
+        return socket
     }
 
     private func serve(on listener: Socket, hub: Int, worker: Worker?) throws {
