@@ -43,7 +43,7 @@ public final class Socket {
     /// master's listener, inherited by every worker): epoll then wakes one of its waiters per
     /// incoming connection (`EPOLLEXCLUSIVE`) instead of all of them. Set it before the first
     /// ``accept()``; it takes effect when the socket is first waited on.
-    public var isSharedListener = false
+    @exclusivity(unchecked) public var isSharedListener = false
     let hub: Hub
     private var cachedLocal: SocketAddress?
     private var cachedRemote: SocketAddress?
