@@ -10,6 +10,10 @@ let package = Package(
         .library(name: "SproutAsync", targets: ["SproutAsync"]),
         .library(name: "SproutRedis", targets: ["SproutRedis"]),
         .library(name: "SproutMemcached", targets: ["SproutMemcached"]),
+        .library(name: "SproutPatch", targets: ["SproutPatch"]),
+        // The same libc hooks as a shared library, for LD_PRELOAD into programs built without
+        // SproutPatch (plain C: it brings no second Swift runtime into the process).
+        .library(name: "SproutPatchPreload", type: .dynamic, targets: ["CSproutPatch"]),
         .executable(name: "sprout", targets: ["sprout"]),
         .executable(name: "sprout-bench", targets: ["sprout-bench"]),
     ],
@@ -81,6 +85,22 @@ let package = Package(
             dependencies: ["Sprout", "SproutTLS"],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
+        // libc interposition: the hooks in C (reaching libc with dlsym(RTLD_NEXT)), patchAll()
+        // in Swift. Neither depends on Sprout: the runtime offers itself to the hooks through a
+        // weak symbol when it creates its first hub.
+        .target(
+            name: "CSproutPatch",
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+        .target(
+            name: "SproutPatch",
+            dependencies: ["CSproutPatch"],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
+        // Blocking C clients for SproutPatch's tests and benchmark (not the library's dependencies).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CLibMemcached", pkgConfig: "libmemcached", providers: [.apt(["libmemcached-dev"])]),
         .target(
             name: "SproutAsync",
             dependencies: ["Sprout", .product(name: "DequeModule", package: "swift-collections")],
@@ -123,6 +143,10 @@ let package = Package(
             name: "SproutMemcachedTests",
             dependencies: ["SproutMemcached", "Sprout", "SproutTestSupport"],
             exclude: ["ketama_reference.c"]
+        ),
+        .testTarget(
+            name: "SproutPatchTests",
+            dependencies: ["SproutPatch", "Sprout", "CLibPQ", "CLibMemcached", "SproutTestSupport"]
         ),
         .testTarget(
             name: "SproutAsyncTests",

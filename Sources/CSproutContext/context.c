@@ -91,6 +91,9 @@ static __thread sprout_context_t *current_context __attribute__((tls_model("init
 sprout_context_t *sprout_context_current(void) { return current_context; }
 void sprout_context_set_current(sprout_context_t *ctx) { current_context = ctx; }
 
+static __thread sprout_context_t *hub_loop_context __attribute__((tls_model("initial-exec")));
+void sprout_context_set_hub_loop(sprout_context_t *ctx) { hub_loop_context = ctx; }
+
 void sprout_context_init_main(sprout_context_t *ctx) {
     memset(ctx, 0, sizeof *ctx);
 #ifdef SPROUT_TSAN
@@ -229,6 +232,11 @@ void sprout_context_switch(sprout_context_t *from, sprout_context_t *to) {
 // The hub of this thread, as an opaque pointer owned by Swift.
 static __thread void *current_hub __attribute__((tls_model("initial-exec")));
 void *sprout_hub_get(void) { return current_hub; }
+
+int sprout_context_in_greenlet(void) {
+    sprout_context_t *running = current_context;
+    return running != NULL && running != hub_loop_context && current_hub != NULL;
+}
 
 // A hub that a thread still has when it exits (one created on a thread Sprout does not own,
 // by ThreadPool.run or a primitive) is ended by this callback, from a pthread key destructor.

@@ -50,6 +50,9 @@ public final class ChildProcess {
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
         posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        // The pipe's own write end must not live on in the child beside its stdout: a daemon
+        // the child starts (pg_ctl's postgres) would hold it, and we would never see EOF.
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[1])
         if let standardErrorPath {
             posix_spawn_file_actions_addopen(&actions, 2, standardErrorPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
         }

@@ -80,6 +80,13 @@ sprout_context_t *sprout_context_current(void);
 /// Records `ctx` as the context running on this thread (used once, for the thread's main context).
 void sprout_context_set_current(sprout_context_t *ctx);
 
+/// Records the context of this thread's hub loop (NULL when the hub ends).
+void sprout_context_set_hub_loop(sprout_context_t *ctx);
+
+/// 1 if the caller runs in a greenlet of this thread's live hub, other than the hub's loop:
+/// code that may park. No call into Swift, no syscall (two thread-local loads).
+int sprout_context_in_greenlet(void);
+
 /// 1 if libswiftCore exports the exclusivity hooks Swift concurrency uses, and the switch calls
 /// them; 0 if they are missing, in which case dynamic exclusivity checking has been switched off
 /// for the process (a warning is printed once).

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <sys/epoll.h>
@@ -110,6 +111,24 @@ int sprout_exit_signal(int status);
 
 /// malloc_trim(0): returns the free pages of glibc's heaps to the kernel. 1 if any were released.
 int sprout_heap_trim(void);
+
+// MARK: - libc hooks (SproutPatch)
+
+/// What the runtime lends SproutPatch's libc hooks: the same layout as
+/// `sprout_patch_runtime_t` in CSproutPatch.h, which this target does not import (the hooks
+/// are linked only into programs that ask for them). See that header for each function.
+typedef struct sprout_green_runtime {
+    int (*in_greenlet)(void);
+    int (*wait_fd)(int fd, short events, uint64_t deadline, int after_eagain);
+    int (*wait_poll)(const struct pollfd *fds, unsigned long count, uint64_t deadline);
+    int (*sleep_until)(uint64_t deadline);
+    int (*run_on_pool)(void (*work)(void *argument), void *argument);
+    void (*forget_fd)(int fd);
+} sprout_green_runtime_t;
+
+/// Hands `runtime` to SproutPatch's hooks if this process has them (linked in, or loaded with
+/// LD_PRELOAD): 1 if it did, 0 if there are none.
+int sprout_green_runtime_offer(const sprout_green_runtime_t *runtime);
 
 #ifdef __cplusplus
 }

@@ -43,6 +43,10 @@ public struct HubError: Error, CustomStringConvertible, Equatable {
     /// Two greenlets waited on the same thing where only one may (gevent's
     /// `ConcurrentObjectUseError`), e.g. two readers of one socket.
     public static func concurrentWait(_ what: String) -> HubError { HubError(kind: .concurrentWait(what)) }
+    var isConcurrentWait: Bool {
+        if case .concurrentWait = kind { return true }
+        return false
+    }
 
     /// True for ``wouldBlockForever(_:)`` errors.
     public var isWouldBlockForever: Bool {

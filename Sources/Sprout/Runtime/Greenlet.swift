@@ -84,6 +84,9 @@ public class AnyGreenlet {
     @exclusivity(unchecked) var resumeError: (any Error)?
     /// An error to throw at the next switch point (delivered while the greenlet was running).
     @exclusivity(unchecked) var pendingError: (any Error)?
+    /// SproutPatch's state (``PatchedCallState``): parked inside a patched C call, and whether
+    /// an interruption has already been reported to the C code.
+    @exclusivity(unchecked) var patchedCall: PatchedCallState = []
 
     // Membership of one primitive's waiter list (a greenlet waits on one thing at a time).
     @exclusivity(unchecked) var waitNext: Unmanaged<AnyGreenlet>?

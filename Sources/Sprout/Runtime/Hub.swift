@@ -148,7 +148,9 @@ public final class Hub {
         current = mainGreenlet
         sprout_context_set_current(mainContext)
         hubGreenlet = try makeHubGreenlet()
+        sprout_context_set_hub_loop(hubGreenlet.context)
         HubDirectory.register(beacon)
+        PatchRuntime.offerToHooks()
     }
 
     deinit {
@@ -239,6 +241,7 @@ public final class Hub {
         while yielded.pop() != nil {}
         poller.close()
         sprout_context_set_current(nil)
+        sprout_context_set_hub_loop(nil)
         sprout_context_retire(mainContext)
         sprout_overflow_handler_release_for_thread()
         sprout_hub_set(nil)

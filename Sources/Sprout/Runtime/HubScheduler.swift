@@ -20,6 +20,7 @@ extension Hub {
             if greenlet === hubGreenlet { throw HubError.blockingInHub(what.description) }
             if let error = greenlet.pendingError {
                 greenlet.pendingError = nil
+                if !greenlet.patchedCall.contains(.waiting) { greenlet.patchedCall = [] }
                 throw error
             }
             greenlet.waitToken &+= 1
@@ -54,6 +55,7 @@ extension Hub {
         if greenlet === hubGreenlet { throw HubError.blockingInHub("sleep(for: .zero)") }
         if let error = greenlet.pendingError {
             greenlet.pendingError = nil
+            greenlet.patchedCall = []
             throw error
         }
         greenlet.waitToken &+= 1

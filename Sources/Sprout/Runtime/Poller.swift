@@ -183,6 +183,56 @@ final class Poller {
         return try hub.park(on: what, deadline: deadline)
     }
 
+    /// Parks the current greenlet until one of `fds` may have become ready for its `events`
+    /// (a `pollfd` array, as `poll` takes), the deadline passes, or an error is thrown into it.
+    /// For SproutPatch's `poll` hook: the descriptors stay registered (edge-triggered) after the
+    /// wait, so that a library polling the same descriptors again costs no `epoll_ctl`; a
+    /// hooked `close` forgets them. The caller has just seen nothing ready, so every later
+    /// change of readiness brings an edge. A descriptor that cannot be registered, or that
+    /// another greenlet waits on already, is looked at again after a millisecond instead.
+    ///
+    /// - Returns: True if woken, false on the deadline (or the millisecond's recheck).
+    /// - Throws: Errors thrown into the greenlet.
+    func waitAny(_ fds: UnsafePointer<pollfd>, count: Int, deadline: UInt64?, hub: Hub) throws -> Bool {
+        let me = hub.currentNode!
+        var watchedAll = true
+        var claimed = 0
+        for index in 0..<count {
+            let fd = fds[index].fd
+            guard fd >= 0 else { continue }
+            let slot = self.slot(fd)
+            if table[slot].isInternal { watchedAll = false; continue }
+            do { try register(fd: fd) } catch { watchedAll = false; continue }
+            let events = Int32(fds[index].events)
+            if events & ~POLLOUT != 0 || events == 0 {
+                if table[slot].reader == nil { table[slot].reader = me; claimed += 1 }
+                else if table[slot].reader!.toOpaque() != me.toOpaque() { watchedAll = false }
+            }
+            if events & POLLOUT != 0 {
+                if table[slot].writer == nil { table[slot].writer = me; claimed += 1 }
+                else if table[slot].writer!.toOpaque() != me.toOpaque() { watchedAll = false }
+            }
+        }
+        waiterCount += 1
+        defer {
+            waiterCount -= 1
+            if claimed > 0 {
+                for index in 0..<count {
+                    let fd = Int(fds[index].fd)
+                    guard fd >= 0, fd < table.count else { continue }
+                    if table[fd].reader?.toOpaque() == me.toOpaque() { table[fd].reader = nil }
+                    if table[fd].writer?.toOpaque() == me.toOpaque() { table[fd].writer = nil }
+                }
+            }
+        }
+        var until = deadline
+        if !watchedAll {
+            let recheck = hub.deadline(after: .milliseconds(1))
+            until = min(until ?? recheck, recheck)
+        }
+        return try hub.park(on: "poll() in a patched C call", deadline: until)
+    }
+
     /// Polls `fd`'s current readiness without waiting (one `poll` syscall).
     private func isReady(fd: Int32, readable: Bool, writable: Bool) -> Bool {
         var entry = pollfd(fd: fd, events: Int16((readable ? POLLIN : 0) | (writable ? POLLOUT : 0)), revents: 0)

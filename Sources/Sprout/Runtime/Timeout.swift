@@ -28,5 +28,13 @@ public func withTimeout<T>(_ duration: Duration?, _ body: () throws -> T) throws
             greenlet.pendingError = nil
         }
     }
-    return try body()
+    let value = try body()
+    // It expired inside a patched C call, which the C library saw fail (ETIMEDOUT) and
+    // returned from: the block timed out all the same.
+    if greenlet.patchedCall.contains(.interrupted), let pending = greenlet.pendingError as? Timeout, pending.id == id {
+        greenlet.pendingError = nil
+        greenlet.patchedCall = []
+        throw pending
+    }
+    return value
 }

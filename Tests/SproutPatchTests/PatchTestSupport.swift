@@ -1,0 +1,83 @@
+import Glibc
+import Sprout
+import SproutTestSupport
+
+// Every patched test runs in an exit test (a process of its own): patchAll() is once per
+// process and for the whole process, and the other suites share this test binary.
+
+/// Seconds on the monotonic clock.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// The most intervals that were open at one moment.
+func maxOverlap(_ intervals: [(start: Double, end: Double)]) -> Int {
+    var edges: [(time: Double, change: Int)] = []
+    for interval in intervals {
+        edges.append((interval.start, 1))
+        edges.append((interval.end, -1))
+    }
+    // At the same instant an end comes before a start: touching intervals do not overlap.
+    edges.sort { left, right in left.time != right.time ? left.time < right.time : left.change < right.change }
+    var open = 0
+    var most = 0
+    for edge in edges {
+        open += edge.change
+        most = max(most, open)
+    }
+    return most
+}
+
+/// Writes `text` to standard error, unbuffered (the exit test's parent reads it).
+func report(_ text: String) {
+    var line = text + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+/// Ends an exit test's child with a failure that names `what`.
+func failChild(_ what: String) -> Never {
+    report("FAILED: \(what)")
+    exit(1)
+}
+
+/// A PostgreSQL of the test's own on 127.0.0.1 (scripts/scratch-postgres: as the `postgres`
+/// user when root). Call from a greenlet.
+final class ScratchPostgres {
+    let directory: String
+    let connectionString: String
+
+    init(maxConnections: Int = 200) throws {
+        directory = "/tmp/sprout-pg-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        let port = try freePort()
+        let script = packageRoot() + "/scripts/scratch-postgres"
+        let (status, output) = try runCommand(["bash", script, "start", directory, "\(port)", "\(maxConnections)"], timeout: .seconds(90))
+        guard status == 0 else { throw TestSupportError(description: "scratch-postgres failed (\(status))") }
+        connectionString = output.split(separator: "\n").last.map(String.init) ?? ""
+    }
+
+    func stop() {
+        _ = try? runCommand(["bash", packageRoot() + "/scripts/scratch-postgres", "stop", directory], timeout: .seconds(60))
+        _ = try? runCommand(["rm", "-rf", directory, directory + ".initdb.log"])
+    }
+}
+
+/// A memcached of the test's own on 127.0.0.1.
+final class ScratchMemcached {
+    let port: Int
+    private let process: ChildProcess
+
+    init() throws {
+        port = try freePort()
+        var arguments = ["/usr/bin/memcached", "-l", "127.0.0.1", "-p", "\(port)", "-U", "0", "-m", "64", "-c", "1024"]
+        if getuid() == 0 { arguments += ["-u", "root"] }
+        process = try ChildProcess(arguments)
+        try waitForListener(port, process: process, log: "/dev/null")
+    }
+
+    func stop() {
+        kill(process.pid, SIGKILL)
+        _ = try? process.waitForExit(timeout: .seconds(5))
+    }
+}
