@@ -10,10 +10,8 @@ let package = Package(
         .library(name: "SproutAsync", targets: ["SproutAsync"]),
         .library(name: "SproutRedis", targets: ["SproutRedis"]),
         .library(name: "SproutMemcached", targets: ["SproutMemcached"]),
+        // The same hooks for LD_PRELOAD: scripts/build-patch-preload (plain C, no Swift runtime).
         .library(name: "SproutPatch", targets: ["SproutPatch"]),
-        // The same libc hooks as a shared library, for LD_PRELOAD into programs built without
-        // SproutPatch (plain C: it brings no second Swift runtime into the process).
-        .library(name: "SproutPatchPreload", type: .dynamic, targets: ["CSproutPatch"]),
         .executable(name: "sprout", targets: ["sprout"]),
         .executable(name: "sprout-bench", targets: ["sprout-bench"]),
     ],

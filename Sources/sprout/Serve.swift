@@ -11,7 +11,7 @@ private let stopRequested = Atomic<Bool>(false)
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The demo HTTP/1.1 server (GET /, POST /echo, GET /stream, GET /sleep, GET /spin, GET /headers, GET /whoami).",
+        abstract: "The demo HTTP/1.1 server (GET /, POST /echo, GET /stream, GET /sleep, GET /spin, GET /libc-sleep, GET /headers, GET /whoami).",
         discussion: """
             SIGTERM or SIGINT stops gracefully: in-flight requests finish, idle connections close, exit 0. \
             SIGUSR1 prints every greenlet (state, what it waits on, age, backtrace) to stderr. \

@@ -149,9 +149,12 @@ final class ServeProcess: @unchecked Sendable {
     private let errorLog: String
     private static let made = Atomic<Int>(0)
 
-    init(_ arguments: [String]) throws {
+    /// Starts `sprout serve` with `arguments`; `preload` is a shared library for LD_PRELOAD.
+    init(_ arguments: [String], preload: String? = nil) throws {
         errorLog = "/tmp/sprout-serve-test-\(getpid())-\(ServeProcess.made.add(1, ordering: .relaxed).newValue).log"
-        child = try ChildProcess([sproutExecutable(), "serve", "--port", "0"] + arguments, standardErrorPath: errorLog)
+        let command = [sproutExecutable(), "serve", "--port", "0"] + arguments
+        child = try ChildProcess(preload.map { ["/usr/bin/env", "LD_PRELOAD=\($0)"] + command } ?? command,
+                                 standardErrorPath: errorLog)
         let line = try child.waitForLine(containing: "listening on")
         guard let port = Int(line.split(separator: ":").last ?? "") else {
             throw TestSupportError(description: "no port in \(line)")

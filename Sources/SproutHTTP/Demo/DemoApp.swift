@@ -13,6 +13,7 @@ import Sprout
 /// | `GET /headers` | one line `name: value` per request header, names lowercased |
 /// | `GET /spin?ms=M` | computes for M ms *without yielding* (a CPU hog: the blocked-hub monitor reports it), then 200 `spun` |
 /// | `GET /whoami` | 200 `pid <P> hub <H>`: the process and the hub that served it (workers, `--threads`) |
+/// | `GET /libc-sleep?ms=M` | calls libc's `usleep` as blocking C code would, then 200 `slept in libc`: it blocks the hub (every other request waits) unless the process is patched (SproutPatch linked in, or `LD_PRELOAD=libSproutPatchPreload.so`), when only this request waits |
 ///
 /// `HEAD` on each `GET` route answers its headers; other paths 404; unknown methods 501.
 public enum DemoApp {
@@ -22,7 +23,7 @@ public enum DemoApp {
     /// The longest `/sleep`, in milliseconds (a larger `ms` is a 400).
     public static let maxSleep = 600_000
 
-    /// The longest `/spin`, in milliseconds (a larger `ms` is a 400).
+    /// The longest `/spin` and `/libc-sleep`, in milliseconds (a larger `ms` is a 400).
     public static let maxSpin = 10_000
 
     /// A router serving the demo routes.
@@ -52,6 +53,17 @@ public enum DemoApp {
             let milliseconds = try integer(request.query["ms"], name: "ms", range: 0...maxSpin)
             _ = spinWithoutYielding(for: .milliseconds(milliseconds))
             return .text("spun")
+        }
+        router.get("/libc-sleep") { request in
+            let milliseconds = try integer(request.query["ms"], name: "ms", range: 0...maxSpin)
+            // As careful C code does: a signal (the blocked-hub monitor samples a blocked hub
+            // with one) cuts usleep short with EINTR, and the rest is slept again.
+            let end = ContinuousClock.now + .milliseconds(milliseconds)
+            while case let left = end - ContinuousClock.now, left > .zero {
+                if usleep(useconds_t(left.components.seconds * 1_000_000 + left.components.attoseconds / 1_000_000_000_000)) != 0
+                    && errno != EINTR { break }
+            }
+            return .text("slept in libc")
         }
         router.get("/whoami") { _ in
             .text("pid \(getpid()) hub \(Hub.current.number)\n")
