@@ -124,6 +124,8 @@ let package = Package(
                 "SproutTLS",
                 "SproutRedis",
                 "SproutMemcached",
+                "SproutPatch",
+                "CLibPQ",
                 "CEchoPeer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
