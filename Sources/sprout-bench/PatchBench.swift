@@ -13,7 +13,9 @@ import SproutPatch
 /// - `threads`: N OS threads, one per connection, each blocking as libpq means to.
 ///
 /// Each measurement runs in a process of its own (`--measure`), so that patching stays off for
-/// the peers and each reports its own peak resident memory (rows `libpq_<N>_memory`).
+/// the peers and each reports its own peak resident memory (rows `libpq_<N>_memory`). A last row,
+/// `libpq_100_select1`, runs `SELECT 1` instead: no sleep to hide behind, so it shows what the
+/// hooks and the switches cost beside threads that block in the kernel.
 struct PatchBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "patch",
@@ -59,7 +61,7 @@ struct PatchBench: ParsableCommand {
             note("--- libpq_\(count): \(count) clients, SELECT pg_sleep(0.2)")
             var results: [String: (rate: Double, rssMiB: Double)] = [:]
             for mode in ["patched", "unpatched", "threads"] {
-                let result = try runMeasurement(mode: mode, count: count, connection: connection)
+                let result = try runMeasurement(mode: mode, count: count, sql: .sleep, connection: connection)
                 note("  \(mode): \(BenchmarkRow.format(result.rate)) queries/s, peak RSS \(BenchmarkRow.format(result.rssMiB)) MiB")
                 results[mode] = result
             }
@@ -68,21 +70,31 @@ struct PatchBench: ParsableCommand {
             rows.append(BenchmarkRow(name: "libpq_\(count)_memory", unit: "MiB", sprout: results["patched"]!.rssMiB,
                                      peers: [("unpatched", results["unpatched"]!.rssMiB), ("threads", results["threads"]!.rssMiB)]))
         }
+        if counts.contains(100) {
+            note("--- libpq_100_select1: 100 clients, SELECT 1")
+            var rates: [String: Double] = [:]
+            for mode in ["patched", "unpatched", "threads"] {
+                rates[mode] = try runMeasurement(mode: mode, count: 100, sql: .select1, connection: connection).rate
+                note("  \(mode): \(BenchmarkRow.format(rates[mode]!)) queries/s")
+            }
+            rows.append(BenchmarkRow(name: "libpq_100_select1", unit: "queries/s", sprout: rates["patched"]!,
+                                     peers: [("unpatched", rates["unpatched"]!), ("threads", rates["threads"]!)]))
+        }
         print(json ? BenchmarkRow.json(rows) : BenchmarkRow.table(rows))
     }
 
-    /// Runs `sprout-bench patch --measure MODE:COUNT:SECONDS` on the client CPU.
-    private func runMeasurement(mode: String, count: Int, connection: String) throws -> (rate: Double, rssMiB: Double) {
+    /// Runs `sprout-bench patch --measure MODE:COUNT:SECONDS:SQL` on the client CPU.
+    private func runMeasurement(mode: String, count: Int, sql: Query, connection: String) throws -> (rate: Double, rssMiB: Double) {
         let work = try makeTemporaryDirectory("sprout-bench-patch")
         defer { removeTree(work) }
         let log = work + "/measure.out"
         // Unpatched, the greenlets take turns: keep that run short, it says the same.
-        let seconds = mode == "unpatched" ? max(2, duration / 2) : duration
+        let seconds = mode == "unpatched" && sql == .sleep ? max(2, duration / 2) : duration
         let timeout = Double(seconds) + Double(count) * 0.25 + 120
         let status = try runToCompletion(
             name: "measure \(mode)",
             ["taskset", "-c", String(HTTPBench.clientCPU), executableDirectory() + "/sprout-bench", "patch",
-             "--measure", "\(mode):\(count):\(seconds)", "--postgres", connection],
+             "--measure", "\(mode):\(count):\(seconds):\(sql.rawValue)", "--postgres", connection],
             logPath: log, timeout: timeout)
         let output = readWholeFile(log) ?? ""
         guard let status, exitedNormally(status), exitStatusCode(status) == 0,
@@ -97,9 +109,11 @@ struct PatchBench: ParsableCommand {
     /// In the child: opens `count` connections, runs one round, then measures for `seconds`.
     private func measureOne(_ specification: String) throws {
         let parts = specification.split(separator: ":")
-        guard parts.count == 3, let count = Int(parts[1]), let seconds = Double(parts[2]), let connection = postgres else {
-            throw BenchFailure("--measure MODE:COUNT:SECONDS needs --postgres")
+        guard parts.count == 4, let count = Int(parts[1]), let seconds = Double(parts[2]), let sql = Query(rawValue: String(parts[3])),
+              let connection = postgres else {
+            throw BenchFailure("--measure MODE:COUNT:SECONDS:SQL needs --postgres")
         }
+        currentQuery = sql.text
         let mode = String(parts[0])
         let rate: Double
         switch mode {
@@ -117,9 +131,18 @@ struct PatchBench: ParsableCommand {
     }
 }
 
+/// What the clients run.
+enum Query: String {
+    case sleep, select1
+    var text: String { self == .sleep ? "SELECT pg_sleep(0.2)" : "SELECT 1" }
+}
+
+/// The query of this measuring process (set once, before any client starts).
+nonisolated(unsafe) private var currentQuery = Query.sleep.text
+
 /// One query on `connection`.
 private func query(_ connection: OpaquePointer) throws {
-    guard let result = PQexec(connection, "SELECT pg_sleep(0.2)") else { throw BenchFailure("PQexec returned nothing") }
+    guard let result = PQexec(connection, currentQuery) else { throw BenchFailure("PQexec returned nothing") }
     defer { PQclear(result) }
     guard PQresultStatus(result) == PGRES_TUPLES_OK else {
         throw BenchFailure("query failed: \(String(cString: PQerrorMessage(connection)))")
