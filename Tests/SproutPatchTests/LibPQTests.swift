@@ -43,115 +43,114 @@ private func figure(_ key: String, in text: String) -> Double? {
     return nil
 }
 
-@Suite(.timeLimit(.minutes(3)))
-struct LibPQTests {
-    @Test func hundredGreenletsRunTheirBlockingQueriesAtOnceWhenPatched() async throws {
-        let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
-            patchAll()
-            try GreenThread.run {
-                let postgres = try ScratchPostgres()
-                defer { postgres.stop() }
-                let run = try pgSleepRun(postgres.connectionString, greenlets: 100)
-                report("patched seconds=\(run.seconds) overlap=\(run.overlap)")
-                // 100 × 0.2 s one after another would be 20 s.
-                guard run.seconds < 2.0 else { failChild("the patched run took \(run.seconds) s") }
-                guard run.overlap >= 90 else { failChild("only \(run.overlap) queries were in flight at once") }
+extension PatchSuites {
+    @Suite(.timeLimit(.minutes(3)))
+    struct LibPQTests {
+        @Test func hundredGreenletsRunTheirBlockingQueriesAtOnceWhenPatched() async throws {
+            let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+                try inPatchedHub {
+                    let postgres = try ScratchPostgres()
+                    defer { postgres.stop() }
+                    let run = try pgSleepRun(postgres.connectionString, greenlets: 100)
+                    report("patched seconds=\(run.seconds) overlap=\(run.overlap)")
+                    // 100 × 0.2 s one after another would be 20 s.
+                    guard run.seconds < 2.0 else { failChild("the patched run took \(run.seconds) s") }
+                    guard run.overlap >= 90 else { failChild("only \(run.overlap) queries were in flight at once") }
+                }
             }
+            let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+            #expect(text.contains("patched seconds="), "\(text)")
+            print("libpq, 100 greenlets, patched: \(text)")
+            if let overlap = figure("overlap", in: text) { #expect(overlap >= 90) }
         }
-        let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
-        #expect(text.contains("patched seconds="), "\(text)")
-        print("libpq, 100 greenlets, patched: \(text)")
-        if let overlap = figure("overlap", in: text) { #expect(overlap >= 90) }
-    }
 
-    @Test func withoutPatchingTheSameQueriesRunOneAfterAnother() async throws {
-        let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
-            // No patchAll(): libpq's poll blocks the hub's thread, so greenlets take turns.
-            try GreenThread.run {
-                let postgres = try ScratchPostgres()
-                defer { postgres.stop() }
-                let run = try pgSleepRun(postgres.connectionString, greenlets: 100)
-                report("unpatched seconds=\(run.seconds) overlap=\(run.overlap)")
-                guard run.overlap == 1 else { failChild("\(run.overlap) unpatched queries overlapped") }
-                guard run.seconds >= 19.5 else { failChild("the unpatched run took only \(run.seconds) s") }
+        @Test func withoutPatchingTheSameQueriesRunOneAfterAnother() async throws {
+            let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+                // No patchAll(): libpq's poll blocks the hub's thread, so greenlets take turns.
+                try GreenThread.run {
+                    let postgres = try ScratchPostgres()
+                    defer { postgres.stop() }
+                    let run = try pgSleepRun(postgres.connectionString, greenlets: 100)
+                    report("unpatched seconds=\(run.seconds) overlap=\(run.overlap)")
+                    guard run.overlap == 1 else { failChild("\(run.overlap) unpatched queries overlapped") }
+                    guard run.seconds >= 19.5 else { failChild("the unpatched run took only \(run.seconds) s") }
+                }
             }
+            let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+            #expect(text.contains("unpatched seconds="), "\(text)")
+            print("libpq, 100 greenlets, unpatched: \(text)")
         }
-        let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
-        #expect(text.contains("unpatched seconds="), "\(text)")
-        print("libpq, 100 greenlets, unpatched: \(text)")
-    }
 
-    @Test func aKillInsideAQueryMakesLibpqFailAndTheGreenletEnds() async throws {
-        let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
-            patchAll()
-            try GreenThread.run {
-                let postgres = try ScratchPostgres()
-                defer { postgres.stop() }
-                var libpqSaw = ""
-                var reachedSwitchPoint = false
-                var threwAtSwitchPoint = false
-                let victim = spawn {
+        @Test func aKillInsideAQueryMakesLibpqFailAndTheGreenletEnds() async throws {
+            let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+                try inPatchedHub {
+                    let postgres = try ScratchPostgres()
+                    defer { postgres.stop() }
+                    var libpqSaw = ""
+                    var reachedSwitchPoint = false
+                    var threwAtSwitchPoint = false
+                    let victim = spawn {
+                        guard let connection = PQconnectdb(postgres.connectionString), PQstatus(connection) == CONNECTION_OK else {
+                            failChild("connect")
+                        }
+                        let result = PQexec(connection, "SELECT pg_sleep(30)")
+                        libpqSaw = String(cString: PQerrorMessage(connection))
+                        if let result, PQresultStatus(result) == PGRES_TUPLES_OK { failChild("the query finished") }
+                        PQclear(result)
+                        PQfinish(connection)   // a connection that saw an error is discarded
+                        reachedSwitchPoint = true
+                        do { try sleep(for: .milliseconds(1)) } catch is GreenletExit { threwAtSwitchPoint = true; throw GreenletExit() }
+                    }
+                    try sleep(for: .milliseconds(300))
+                    let killedAt = monotonicSeconds()
+                    victim.kill()
+                    let took = monotonicSeconds() - killedAt
+                    guard victim.isReady else { failChild("the greenlet outlived its kill") }
+                    guard took < 2 else { failChild("the kill took \(took) s") }
+                    guard reachedSwitchPoint, threwAtSwitchPoint else { failChild("the kill was not delivered after libpq returned") }
+                    guard !libpqSaw.isEmpty else { failChild("libpq reported no error") }
+                    report("libpq said: \(libpqSaw)")
+                    // Nothing is left hanging: a new connection serves at once.
+                    _ = timedQuery(postgres.connectionString, "SELECT 1")
+                }
+            }
+            let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+            #expect(text.contains("libpq said:"), "\(text)")
+            print("kill inside PQexec: \(text)")
+        }
+
+        @Test func aTimeoutInsideAQueryThrowsTimeoutAfterLibpqReportsIt() async throws {
+            let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+                try inPatchedHub {
+                    let postgres = try ScratchPostgres()
+                    defer { postgres.stop() }
                     guard let connection = PQconnectdb(postgres.connectionString), PQstatus(connection) == CONNECTION_OK else {
                         failChild("connect")
                     }
-                    let result = PQexec(connection, "SELECT pg_sleep(30)")
-                    libpqSaw = String(cString: PQerrorMessage(connection))
-                    if let result, PQresultStatus(result) == PGRES_TUPLES_OK { failChild("the query finished") }
-                    PQclear(result)
-                    PQfinish(connection)   // a connection that saw an error is discarded
-                    reachedSwitchPoint = true
-                    do { try sleep(for: .milliseconds(1)) } catch is GreenletExit { threwAtSwitchPoint = true; throw GreenletExit() }
-                }
-                try sleep(for: .milliseconds(300))
-                let killedAt = monotonicSeconds()
-                victim.kill()
-                let took = monotonicSeconds() - killedAt
-                guard victim.isReady else { failChild("the greenlet outlived its kill") }
-                guard took < 2 else { failChild("the kill took \(took) s") }
-                guard reachedSwitchPoint, threwAtSwitchPoint else { failChild("the kill was not delivered after libpq returned") }
-                guard !libpqSaw.isEmpty else { failChild("libpq reported no error") }
-                report("libpq said: \(libpqSaw)")
-                // Nothing is left hanging: a new connection serves at once.
-                _ = timedQuery(postgres.connectionString, "SELECT 1")
-            }
-        }
-        let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
-        #expect(text.contains("libpq said:"), "\(text)")
-        print("kill inside PQexec: \(text)")
-    }
-
-    @Test func aTimeoutInsideAQueryThrowsTimeoutAfterLibpqReportsIt() async throws {
-        let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
-            patchAll()
-            try GreenThread.run {
-                let postgres = try ScratchPostgres()
-                defer { postgres.stop() }
-                guard let connection = PQconnectdb(postgres.connectionString), PQstatus(connection) == CONNECTION_OK else {
-                    failChild("connect")
-                }
-                var message = ""
-                let start = monotonicSeconds()
-                do {
-                    try withTimeout(.milliseconds(300)) {
-                        let result = PQexec(connection, "SELECT pg_sleep(30)")
-                        message = String(cString: PQerrorMessage(connection))
-                        PQclear(result)
+                    var message = ""
+                    let start = monotonicSeconds()
+                    do {
+                        try withTimeout(.milliseconds(300)) {
+                            let result = PQexec(connection, "SELECT pg_sleep(30)")
+                            message = String(cString: PQerrorMessage(connection))
+                            PQclear(result)
+                        }
+                        failChild("withTimeout returned normally")
+                    } catch is Timeout {
+                        let took = monotonicSeconds() - start
+                        guard took < 2 else { failChild("the timeout took \(took) s") }
                     }
-                    failChild("withTimeout returned normally")
-                } catch is Timeout {
-                    let took = monotonicSeconds() - start
-                    guard took < 2 else { failChild("the timeout took \(took) s") }
+                    guard message.contains("timed out") else { failChild("libpq said '\(message)'") }
+                    report("libpq said: \(message)")
+                    PQfinish(connection)
+                    // The greenlet carries no stale timeout: its next wait is an ordinary one.
+                    try sleep(for: .milliseconds(400))
+                    _ = timedQuery(postgres.connectionString, "SELECT 1")
                 }
-                guard message.contains("timed out") else { failChild("libpq said '\(message)'") }
-                report("libpq said: \(message)")
-                PQfinish(connection)
-                // The greenlet carries no stale timeout: its next wait is an ordinary one.
-                try sleep(for: .milliseconds(400))
-                _ = timedQuery(postgres.connectionString, "SELECT 1")
             }
+            let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+            #expect(text.contains("libpq said:"), "\(text)")
+            print("timeout inside PQexec: \(text)")
         }
-        let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
-        #expect(text.contains("libpq said:"), "\(text)")
-        print("timeout inside PQexec: \(text)")
     }
 }

@@ -1,9 +1,16 @@
 import Glibc
 import Sprout
+import SproutPatch
 import SproutTestSupport
+import Testing
 
 // Every patched test runs in an exit test (a process of its own): patchAll() is once per
 // process and for the whole process, and the other suites share this test binary.
+
+/// SproutPatch's suites, one test at a time: each starts a child process (under a sanitizer, a
+/// heavy one) and servers of its own, and a dozen at once would starve the rest of the suite
+/// on a 2-core machine.
+@Suite(.serialized) enum PatchSuites {}
 
 /// Seconds on the monotonic clock.
 func monotonicSeconds() -> Double {
@@ -80,4 +87,10 @@ final class ScratchMemcached {
         kill(process.pid, SIGKILL)
         _ = try? process.waitForExit(timeout: .seconds(5))
     }
+}
+
+/// In an exit test's child: turns patching on and runs `body` in a greenlet of a new hub.
+func inPatchedHub(_ body: @escaping @Sendable () throws -> Void) throws {
+    patchAll()
+    try GreenThread.run(body)
 }
