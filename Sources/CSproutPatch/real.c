@@ -17,7 +17,15 @@ __thread int sprout_patch_suspended;
 // A sanitizer's interceptor of `name`, if the process has one: sanitizers define libc's names
 // as weak aliases of these, which the hooks' strong definitions replace, so the hooks call
 // them to keep the sanitizer's view (ASan's buffer checks, TSan's descriptor syncs).
+//
+// Not in the LD_PRELOAD build (scripts/build-patch-preload defines SPROUT_PATCH_PRELOAD): there
+// a sanitizer's interceptors find *these* hooks as their "real" functions (RTLD_NEXT from the
+// program is the preloaded library), and calling back into them would never end.
+#ifdef SPROUT_PATCH_PRELOAD
+#define SANITIZER_INTERCEPTOR(ret, name, ...) static ret (*const __interceptor_##name)(__VA_ARGS__) = 0;
+#else
 #define SANITIZER_INTERCEPTOR(ret, name, ...) extern ret __interceptor_##name(__VA_ARGS__) __attribute__((weak));
+#endif
 SANITIZER_INTERCEPTOR(int, socket, int, int, int)
 SANITIZER_INTERCEPTOR(int, socketpair, int, int, int, int[2])
 SANITIZER_INTERCEPTOR(int, pipe, int[2])
