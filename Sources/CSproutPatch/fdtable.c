@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 static sprout_fd_entry_t *table;
 static int table_size;
@@ -63,6 +64,17 @@ static void read_socket_timeouts(int fd, sprout_fd_entry_t *entry) {
         __atomic_store_n(&entry->send_timeout, timeval_nanos(&value), __ATOMIC_RELAXED);
 }
 
+static int is_stream(int fd) {
+    int type = 0;
+    socklen_t length = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 && (type == SOCK_STREAM || type == SOCK_SEQPACKET);
+}
+
+uint32_t sprout_fd_generation(int fd) {
+    sprout_fd_entry_t *entry = slot(fd);
+    return entry ? __atomic_load_n(&entry->generation, __ATOMIC_RELAXED) : 0;
+}
+
 sprout_fd_entry_t *sprout_fd_entry(int fd) {
     sprout_fd_entry_t *entry = slot(fd);
     if (!entry) return NULL;
@@ -71,13 +83,19 @@ sprout_fd_entry_t *sprout_fd_entry(int fd) {
     if (fstat(fd, &info) != 0) return NULL;   // not open: the real call reports EBADF
     uint32_t kind = S_ISSOCK(info.st_mode) ? SPROUT_FD_SOCKET
                   : S_ISFIFO(info.st_mode) ? SPROUT_FD_PIPE : SPROUT_FD_OTHER;
-    uint32_t state = kind;
+    // Of unknown origin: it may share its open file with another descriptor (inherited, dup'ed
+    // by a call no hook saw).
+    uint32_t state = kind | SPROUT_FD_MAY_SHARE;
     if (kind != SPROUT_FD_OTHER) {
         int flags = REAL(fcntl)(fd, F_GETFL);
         if (flags >= 0 && (flags & O_NONBLOCK)) state |= SPROUT_FD_OWNER_NONBLOCK;
-        if (kind == SPROUT_FD_SOCKET) read_socket_timeouts(fd, entry);
+        if (kind == SPROUT_FD_SOCKET) {
+            read_socket_timeouts(fd, entry);
+            if (is_stream(fd)) state |= SPROUT_FD_STREAM;
+        }
     }
     note_in_use(fd);
+    __atomic_fetch_add(&entry->generation, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&entry->state, state, __ATOMIC_RELAXED);
     return entry;
 }
@@ -88,16 +106,19 @@ void sprout_fd_created(int fd, uint32_t kind, int owner_nonblocking) {
     __atomic_store_n(&entry->receive_timeout, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&entry->send_timeout, 0, __ATOMIC_RELAXED);
     uint32_t state = kind | (owner_nonblocking ? SPROUT_FD_OWNER_NONBLOCK : 0);
+    if (kind == SPROUT_FD_SOCKET && is_stream(fd)) state |= SPROUT_FD_STREAM;
     // A pipe the hooks saw created is theirs to make non-blocking, at its first cooperative
     // use (not now: one end often goes to a child process, which must find it blocking).
     if (kind == SPROUT_FD_PIPE) state |= SPROUT_FD_CREATED_HERE;
     note_in_use(fd);
+    __atomic_fetch_add(&entry->generation, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&entry->state, state, __ATOMIC_RELAXED);
 }
 
 void sprout_fd_forget(int fd) {
     sprout_fd_entry_t *entry = slot(fd);
     if (!entry) return;
+    __atomic_fetch_add(&entry->generation, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&entry->state, SPROUT_FD_UNKNOWN, __ATOMIC_RELAXED);
     __atomic_store_n(&entry->receive_timeout, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&entry->send_timeout, 0, __ATOMIC_RELAXED);
@@ -111,32 +132,46 @@ void sprout_fd_copy(int fd, int from) {
     __atomic_store_n(&target->receive_timeout, __atomic_load_n(&source->receive_timeout, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
     __atomic_store_n(&target->send_timeout, __atomic_load_n(&source->send_timeout, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
     note_in_use(fd);
-    __atomic_store_n(&target->state, sprout_fd_state(source), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&target->generation, 1, __ATOMIC_RELAXED);
+    // Both now share one open file.
+    sprout_fd_set_bits(source, SPROUT_FD_MAY_SHARE);
+    __atomic_store_n(&target->state, sprout_fd_state(source) | SPROUT_FD_MAY_SHARE, __ATOMIC_RELAXED);
 }
 
-static void set_owner_flag(sprout_fd_entry_t *entry, int nonblocking) {
-    uint32_t state = sprout_fd_state(entry);
-    uint32_t updated = nonblocking ? (state | SPROUT_FD_OWNER_NONBLOCK) : (state & ~(uint32_t)SPROUT_FD_OWNER_NONBLOCK);
-    __atomic_store_n(&entry->state, updated, __ATOMIC_RELAXED);
+/// True if `a` and `b` are one open file: kcmp where the kernel allows it, else the same
+/// inode and the same status flags (the ends of a pipe share an inode, not an open file).
+static int same_open_file(int a, const struct stat *a_info, int b) {
+    long rc = syscall(SYS_kcmp, (long)getpid(), (long)getpid(), 0 /* KCMP_FILE */, (long)a, (long)b);
+    if (rc >= 0) return rc == 0;
+    struct stat b_info;
+    if (fstat(b, &b_info) != 0 || b_info.st_ino != a_info->st_ino || b_info.st_dev != a_info->st_dev) return 0;
+    int a_flags = REAL(fcntl)(a, F_GETFL), b_flags = REAL(fcntl)(b, F_GETFL);
+    return a_flags >= 0 && a_flags == b_flags;
+}
+
+void sprout_fd_propagate(int fd, uint32_t bits, int set) {
+    sprout_fd_entry_t *entry = slot(fd);
+    if (!entry || !(sprout_fd_state(entry) & SPROUT_FD_MAY_SHARE)) return;
+    struct stat mine;
+    if (fstat(fd, &mine) != 0) return;
+    int limit = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+    for (int other = 0; other <= limit; other++) {
+        uint32_t state = sprout_fd_state(&table[other]);
+        if (other == fd || state == SPROUT_FD_UNKNOWN || !(state & SPROUT_FD_MAY_SHARE)) continue;
+        if (!same_open_file(fd, &mine, other)) continue;
+        if (set) sprout_fd_set_bits(&table[other], bits); else sprout_fd_clear_bits(&table[other], bits);
+    }
 }
 
 void sprout_fd_set_owner_nonblocking(int fd, int nonblocking) {
     sprout_fd_entry_t *entry = sprout_fd_entry(fd);
     if (!entry) return;
     uint32_t before = sprout_fd_state(entry);
-    set_owner_flag(entry, nonblocking);
+    if (nonblocking) sprout_fd_set_bits(entry, SPROUT_FD_OWNER_NONBLOCK);
+    else sprout_fd_clear_bits(entry, SPROUT_FD_OWNER_NONBLOCK);
     if (((before & SPROUT_FD_OWNER_NONBLOCK) != 0) == (nonblocking != 0)) return;
-    // O_NONBLOCK belongs to the open file, which dup'ed descriptors share: find them by inode
-    // (a flag change is rare, a scan of the descriptors in use is cheap).
-    struct stat mine;
-    if (fstat(fd, &mine) != 0) return;
-    int limit = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
-    for (int other = 0; other <= limit; other++) {
-        if (other == fd || sprout_fd_state(&table[other]) == SPROUT_FD_UNKNOWN) continue;
-        struct stat theirs;
-        if (fstat(other, &theirs) == 0 && theirs.st_ino == mine.st_ino && theirs.st_dev == mine.st_dev)
-            set_owner_flag(&table[other], nonblocking);
-    }
+    // O_NONBLOCK belongs to the open file, which dup'ed descriptors share.
+    sprout_fd_propagate(fd, SPROUT_FD_OWNER_NONBLOCK, nonblocking);
 }
 
 SPROUT_EXPORT int sprout_patch_descriptor_kind(int fd) {

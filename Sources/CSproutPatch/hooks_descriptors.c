@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 
 static inline int patching(void) { return __builtin_expect(__atomic_load_n(&sprout_patch_on, __ATOMIC_RELAXED), 0); }
 
@@ -57,15 +58,26 @@ SPROUT_EXPORT int connect(int fd, const struct sockaddr *address, socklen_t leng
     sprout_fd_entry_t *entry = sprout_cooperative_fd(fd);
     if (!entry || (sprout_fd_state(entry) & 0xff) != SPROUT_FD_SOCKET) return REAL(connect)(fd, address, length);
     int saved_errno = errno;
-    int flags;
-    if (with_nonblocking(fd, &flags) != 0) return REAL(connect)(fd, address, length);
-    int rc = REAL(connect)(fd, address, length);
-    int error = errno;
-    REAL(fcntl)(fd, F_SETFL, flags);
-    if (rc == 0) { errno = saved_errno; return 0; }
-    if (error != EINPROGRESS) { errno = error; return -1; }
     // The kernel bounds a blocking connect by SO_SNDTIMEO, and says EINPROGRESS when it expires.
     uint64_t deadline = sprout_patch_deadline_after(__atomic_load_n(&entry->send_timeout, __ATOMIC_RELAXED));
+    for (;;) {
+        int flags;
+        if (with_nonblocking(fd, &flags) != 0) return REAL(connect)(fd, address, length);
+        int rc = REAL(connect)(fd, address, length);
+        int error = errno;
+        // Back to blocking, as the owner has it (on this path it never asked for O_NONBLOCK):
+        // not to what F_GETFL said, which another thread's connect may have changed meanwhile.
+        REAL(fcntl)(fd, F_SETFL, flags & ~O_NONBLOCK);
+        if (rc == 0) { errno = saved_errno; return 0; }
+        if (error == EAGAIN && address && address->sa_family == AF_UNIX) {
+            // A Unix listener's backlog is full: the blocking call would wait for room.
+            if (sprout_patch_now() >= deadline) { errno = EAGAIN; return -1; }
+            if (sprout_patch_rt->sleep_until(sprout_patch_deadline_after(1000000)) < 0) return -1;
+            continue;
+        }
+        if (error != EINPROGRESS) { errno = error; return -1; }
+        break;
+    }
     int ready = sprout_patch_wait(fd, POLLOUT, deadline, 1);
     if (ready < 0) return -1;   // EINTR: the connection goes on in the background, as after a signal
     if (ready == 0) { errno = EINPROGRESS; return -1; }
@@ -91,7 +103,7 @@ static int cooperative_accept(int fd, struct sockaddr *address, socklen_t *lengt
         if (with_nonblocking(fd, &owner_flags) != 0) return REAL(accept4)(fd, address, length, flags);
         int client = REAL(accept4)(fd, address, length, flags);
         int error = errno;
-        REAL(fcntl)(fd, F_SETFL, owner_flags);
+        REAL(fcntl)(fd, F_SETFL, owner_flags & ~O_NONBLOCK);   // as in connect
         if (client >= 0) {
             sprout_fd_created(client, SPROUT_FD_SOCKET, (flags & SOCK_NONBLOCK) != 0);
             errno = saved_errno;
@@ -125,6 +137,17 @@ static void forgetting(int fd) {
 SPROUT_EXPORT int close(int fd) {
     forgetting(fd);
     return REAL(close)(fd);
+}
+
+SPROUT_EXPORT int close_range(unsigned int first, unsigned int last, int flags) {
+    // CLOSE_RANGE_CLOEXEC (4) only marks them; anything else closes them.
+    if (patching() && !(flags & 4)) {
+        int limit = sprout_patch_descriptor_table_size();
+        for (unsigned int fd = first; fd <= last && fd < (unsigned int)limit; fd++) {
+            if (sprout_patch_descriptor_kind((int)fd) != SPROUT_FD_UNKNOWN) forgetting((int)fd);
+        }
+    }
+    return (int)syscall(SYS_close_range, first, last, flags);
 }
 
 SPROUT_EXPORT int fclose(FILE *stream) {

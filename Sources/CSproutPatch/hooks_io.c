@@ -105,79 +105,144 @@ static int pipe_tries_without_blocking(int fd, sprout_fd_entry_t *entry) {
     if (!(state & SPROUT_FD_CREATED_HERE)) return 0;
     int flags = REAL(fcntl)(fd, F_GETFL);
     if (flags < 0 || REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) != 0) return 0;
-    __atomic_fetch_or(&entry->state, (uint32_t)SPROUT_FD_KERNEL_NONBLOCK_OURS, __ATOMIC_RELAXED);
+    sprout_fd_set_bits(entry, SPROUT_FD_KERNEL_NONBLOCK_OURS);
+    sprout_fd_propagate(fd, SPROUT_FD_KERNEL_NONBLOCK_OURS, 1);
     return 1;
+}
+
+/// A try on a pipe of unknown origin, which stays blocking: after poll said "writable", a write
+/// of at most PIPE_BUF bytes does not block, so a larger one is cut to that.
+static ssize_t attempt_on_blocking_pipe(io_call_t *call) {
+    if (call->kind == IO_WRITE && call->count > PIPE_BUF) {
+        size_t rest = call->count;
+        call->count = PIPE_BUF;
+        ssize_t done = attempt(call, 0);
+        call->count = rest;
+        return done;
+    }
+    if (call->kind == IO_WRITEV) {
+        struct iovec *iov = call->iov;
+        int count = call->iovcnt;
+        size_t total = 0;
+        int used = 0;
+        while (used < count && total + iov[used].iov_len <= PIPE_BUF) total += iov[used++].iov_len;
+        if (used == count) return attempt(call, 0);
+        // Up to PIPE_BUF bytes: whole vectors, then part of the next (restored after).
+        size_t saved_length = iov[used].iov_len;
+        iov[used].iov_len = PIPE_BUF - total;
+        call->iovcnt = used + 1;
+        ssize_t done = attempt(call, 0);
+        iov[used].iov_len = saved_length;
+        call->iovcnt = count;
+        return done;
+    }
+    return attempt(call, 0);
 }
 
 /// The cooperative body shared by every IO hook.
 static ssize_t cooperate(sprout_fd_entry_t *entry, io_call_t *call) {
     int saved_errno = errno;
-    uint32_t kind = sprout_fd_state(entry) & 0xff;
+    uint32_t state = sprout_fd_state(entry);
+    uint32_t kind = state & 0xff;
     int writing = is_write(call->kind);
     int socket_nowait = kind == SPROUT_FD_SOCKET;
     int tries_safe = socket_nowait || pipe_tries_without_blocking(call->fd, entry);
     int64_t timeout = kind == SPROUT_FD_SOCKET
         ? __atomic_load_n(writing ? &entry->send_timeout : &entry->receive_timeout, __ATOMIC_RELAXED) : 0;
-    // A stream write and recv(MSG_WAITALL) move everything before they return; datagrams go
-    // in one piece anyway. A pipe of unknown origin takes writes in PIPE_BUF pieces, which a
-    // poll that says "writable" guarantees will not block.
-    int whole = writing || (call->kind == IO_RECV && (call->flags & MSG_WAITALL));
+    // A write on a stream (or a pipe) and recv(MSG_WAITALL) on a stream move everything before
+    // they return; a datagram goes, or comes, in one piece.
+    int stream = kind == SPROUT_FD_PIPE || (state & SPROUT_FD_STREAM);
+    int peek = (call->kind == IO_RECV || call->kind == IO_RECVFROM) && (call->flags & MSG_PEEK);
+    int wait_all = call->kind == IO_RECV && (call->flags & MSG_WAITALL) && stream;
+    int whole = stream && (writing || (wait_all && !peek));
     uint64_t deadline = 0;
     size_t moved = 0;
-    size_t full_count = call->count;
     for (;;) {
         if (!tries_safe) {
             uint64_t until = deadline ? deadline : (deadline = sprout_patch_deadline_after(timeout));
             int ready = sprout_patch_wait(call->fd, writing ? POLLOUT : POLLIN, until, 0);
-            if (ready < 0) goto interrupted;
+            if (ready < 0) goto stopped;
             if (ready == 0) { errno = EAGAIN; goto stopped; }
-            if (writing && (call->kind == IO_WRITE) && call->count > PIPE_BUF) {
-                size_t rest = call->count;
-                call->count = PIPE_BUF;
-                ssize_t done = attempt(call, 0);
-                call->count = rest;
-                if (done < 0) goto failed;
-                moved += (size_t)done;
-                if (!advance(call, (size_t)done)) break;
-                continue;
-            }
         }
-        ssize_t done = attempt(call, socket_nowait);
+        ssize_t done = tries_safe ? attempt(call, socket_nowait) : attempt_on_blocking_pipe(call);
         if (done >= 0) {
+            // MSG_PEEK|MSG_WAITALL: look again, from the start, until the whole count is there.
+            if (wait_all && peek && done > 0 && (size_t)done < call->count) goto wait;
             moved += (size_t)done;
             if (!whole || done == 0 || !advance(call, (size_t)done)) break;
             continue;
         }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) goto failed;
+        if (errno == ENOTSOCK && socket_nowait) {
+            // A stale record (the number was reused by a call no hook saw): start afresh.
+            sprout_fd_forget(call->fd);
+            return moved > 0 ? (ssize_t)moved : attempt(call, 0);
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) goto stopped;
         if (!tries_safe) continue;   // someone else took what poll saw: wait again
+    wait:
         if (!deadline) deadline = sprout_patch_deadline_after(timeout);
         int ready = sprout_patch_wait(call->fd, writing ? POLLOUT : POLLIN, deadline, 1);
-        if (ready < 0) goto interrupted;
+        if (ready < 0) goto stopped;
         if (ready == 0) { errno = EAGAIN; goto stopped; }   // SO_RCVTIMEO/SO_SNDTIMEO expired
     }
-    (void)full_count;
     errno = saved_errno;
     return (ssize_t)moved;
-failed:
-interrupted:
 stopped:
     // As the kernel does: bytes already moved are reported, the error is not.
     if (moved > 0) { errno = saved_errno; return (ssize_t)moved; }
     return -1;
 }
 
+/// A pipe the hooks switched to O_NONBLOCK, used by code that must not park (another thread,
+/// the hub, withoutPatching): it still blocks as its owner expects, in the real poll.
+static ssize_t real_on_switched_pipe(io_call_t *call) {
+    int writing = is_write(call->kind);
+    for (;;) {
+        ssize_t done = attempt(call, 0);
+        if (done >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return done;
+        struct pollfd entry = { .fd = call->fd, .events = (short)(writing ? POLLOUT : POLLIN) };
+        if (REAL(poll)(&entry, 1, -1) < 0 && errno != EINTR) return -1;
+    }
+}
+
+/// The entry of a descriptor whose IO takes the cooperative path now; NULL for the real call.
+/// `switched` is set when the real call must still block on a pipe the hooks switched.
+static inline sprout_fd_entry_t *cooperative_or_switched(int fd, int *switched) {
+    *switched = 0;
+    if (__builtin_expect(!__atomic_load_n(&sprout_patch_on, __ATOMIC_RELAXED), 1)) return NULL;
+    sprout_fd_entry_t *entry = sprout_cooperative_fd(fd);
+    if (entry) return entry;
+    if (fd >= 0 && fd < sprout_patch_descriptor_table_size()) {
+        sprout_fd_entry_t *known = sprout_fd_entry(fd);
+        uint32_t state = known ? sprout_fd_state(known) : 0;
+        *switched = known && (state & SPROUT_FD_KERNEL_NONBLOCK_OURS) && !(state & SPROUT_FD_OWNER_NONBLOCK);
+    }
+    return NULL;
+}
+
 #define COOPERATIVE_OR_REAL(fd, real_call) \
     sprout_fd_entry_t *entry = sprout_cooperative_fd(fd); \
     if (__builtin_expect(entry == NULL, 1)) return real_call;
 
+/// For the calls a pipe takes (read, write, readv, writev): as above, and a pipe the hooks
+/// switched still blocks for callers that do not cooperate.
+#define COOPERATIVE_SWITCHED_OR_REAL(fd, real_call, call_initialiser) \
+    int switched; \
+    sprout_fd_entry_t *entry = cooperative_or_switched(fd, &switched); \
+    if (__builtin_expect(entry == NULL, 1)) { \
+        if (!switched) return real_call; \
+        io_call_t blocking = call_initialiser; \
+        return real_on_switched_pipe(&blocking); \
+    }
+
 SPROUT_EXPORT ssize_t read(int fd, void *buffer, size_t count) {
-    COOPERATIVE_OR_REAL(fd, REAL(read)(fd, buffer, count))
+    COOPERATIVE_SWITCHED_OR_REAL(fd, REAL(read)(fd, buffer, count), ((io_call_t){ .kind = IO_READ, .fd = fd, .buffer = buffer, .count = count }))
     io_call_t call = { .kind = IO_READ, .fd = fd, .buffer = buffer, .count = count };
     return cooperate(entry, &call);
 }
 
 SPROUT_EXPORT ssize_t write(int fd, const void *buffer, size_t count) {
-    COOPERATIVE_OR_REAL(fd, REAL(write)(fd, buffer, count))
+    COOPERATIVE_SWITCHED_OR_REAL(fd, REAL(write)(fd, buffer, count), ((io_call_t){ .kind = IO_WRITE, .fd = fd, .buffer = (void *)buffer, .count = count }))
     io_call_t call = { .kind = IO_WRITE, .fd = fd, .buffer = (void *)buffer, .count = count };
     return cooperate(entry, &call);
 }
@@ -187,14 +252,15 @@ SPROUT_EXPORT ssize_t write(int fd, const void *buffer, size_t count) {
 #define IOV_COPY_ON_STACK 16
 
 SPROUT_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
-    COOPERATIVE_OR_REAL(fd, REAL(readv)(fd, iov, iovcnt))
+    if (iovcnt < 0 || iovcnt > IOV_MAX) return REAL(readv)(fd, iov, iovcnt);   // its EINVAL
+    COOPERATIVE_SWITCHED_OR_REAL(fd, REAL(readv)(fd, iov, iovcnt), ((io_call_t){ .kind = IO_READV, .fd = fd, .iov = (struct iovec *)iov, .iovcnt = iovcnt }))
     io_call_t call = { .kind = IO_READV, .fd = fd, .iov = (struct iovec *)iov, .iovcnt = iovcnt };
     return cooperate(entry, &call);
 }
 
 SPROUT_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
-    COOPERATIVE_OR_REAL(fd, REAL(writev)(fd, iov, iovcnt))
     if (iovcnt < 0 || iovcnt > IOV_MAX) return REAL(writev)(fd, iov, iovcnt);   // its EINVAL
+    COOPERATIVE_SWITCHED_OR_REAL(fd, REAL(writev)(fd, iov, iovcnt), ((io_call_t){ .kind = IO_WRITEV, .fd = fd, .iov = (struct iovec *)iov, .iovcnt = iovcnt }))
     struct iovec small[IOV_COPY_ON_STACK];
     struct iovec *copy = iovcnt <= IOV_COPY_ON_STACK ? small : malloc(sizeof *copy * (size_t)iovcnt);
     if (!copy) { errno = ENOMEM; return -1; }
@@ -221,7 +287,7 @@ SPROUT_EXPORT ssize_t recvfrom(int fd, void *buffer, size_t count, int flags, st
 }
 
 SPROUT_EXPORT ssize_t recvmsg(int fd, struct msghdr *message, int flags) {
-    if (flags & MSG_DONTWAIT) return REAL(recvmsg)(fd, message, flags);
+    if ((flags & MSG_DONTWAIT) || !message) return REAL(recvmsg)(fd, message, flags);
     COOPERATIVE_OR_REAL(fd, REAL(recvmsg)(fd, message, flags))
     io_call_t call = { .kind = IO_RECVMSG, .fd = fd, .message = message, .flags = flags };
     return cooperate(entry, &call);
@@ -243,7 +309,7 @@ SPROUT_EXPORT ssize_t sendto(int fd, const void *buffer, size_t count, int flags
 }
 
 SPROUT_EXPORT ssize_t sendmsg(int fd, const struct msghdr *message, int flags) {
-    if (flags & MSG_DONTWAIT) return REAL(sendmsg)(fd, message, flags);
+    if ((flags & MSG_DONTWAIT) || !message) return REAL(sendmsg)(fd, message, flags);
     COOPERATIVE_OR_REAL(fd, REAL(sendmsg)(fd, message, flags))
     size_t count = message->msg_iovlen;
     if (count > IOV_MAX) return REAL(sendmsg)(fd, message, flags);   // its EMSGSIZE

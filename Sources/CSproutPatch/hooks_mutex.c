@@ -19,6 +19,8 @@ SPROUT_EXPORT int pthread_mutex_lock(pthread_mutex_t *mutex) {
     if (rc != EBUSY) return rc;
     // glibc records the owning thread in __data.__owner; ours means a greenlet of this thread
     // (parked, or this one again) holds it, and waiting would never end.
+    // An error-checking mutex says EDEADLK itself; a recursive one never gets here for its owner.
+    if ((mutex->__data.__kind & 3) == PTHREAD_MUTEX_ERRORCHECK_NP) return REAL(pthread_mutex_lock)(mutex);
     if (mutex->__data.__owner == (int)syscall(SYS_gettid)) {
         fprintf(stderr, "sprout patch: deadlock: a greenlet would wait for a pthread mutex that is held on its own "
                         "thread, by a greenlet parked inside a patched C call (or by itself). A C library that holds a "

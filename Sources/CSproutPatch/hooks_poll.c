@@ -12,20 +12,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+/// Seconds and nanoseconds (both non-negative) as nanoseconds, saturating.
+static int64_t saturating_nanos(int64_t seconds, int64_t nanos) {
+    if (seconds >= INT64_MAX / 1000000000ll - 1) return INT64_MAX;
+    return seconds * 1000000000ll + nanos;
+}
+
+/// The generations of `fds`' descriptors, for the runtime's registrations.
+static void fill_generations(const struct pollfd *fds, nfds_t count, uint32_t *generations) {
+    for (nfds_t index = 0; index < count; index++) generations[index] = sprout_fd_generation(fds[index].fd);
+}
+
 /// Polls `fds` until something is ready or `deadline` (UINT64_MAX: none).
 static int cooperative_poll(struct pollfd *fds, nfds_t count, uint64_t deadline) {
     int saved_errno = errno;
+    uint32_t small[16];
+    uint32_t *generations = count <= 16 ? small : malloc(sizeof *generations * count);
+    if (!generations) { errno = ENOMEM; return -1; }
+    fill_generations(fds, count, generations);
+    int result;
     for (;;) {
         int ready = REAL(poll)(fds, count, 0);
         if (ready != 0) {
-            if (ready > 0) errno = saved_errno;
-            return ready;
+            result = ready;
+            break;
         }
-        if (deadline != UINT64_MAX && sprout_patch_now() >= deadline) { errno = saved_errno; return 0; }
+        if (deadline != UINT64_MAX && sprout_patch_now() >= deadline) { result = 0; break; }
         int woken = count == 0 ? sprout_patch_rt->sleep_until(deadline)
-                               : sprout_patch_rt->wait_poll(fds, count, deadline);
-        if (woken < 0) return -1;   // interrupted: errno says how
+                               : sprout_patch_rt->wait_poll(fds, count, deadline, generations);
+        if (woken < 0) { result = -1; break; }   // interrupted: errno says how
     }
+    int error = errno;
+    if (generations != small) free(generations);
+    errno = result >= 0 ? saved_errno : error;
+    return result;
 }
 
 SPROUT_EXPORT int poll(struct pollfd *fds, nfds_t count, int timeout) {
@@ -44,7 +64,7 @@ SPROUT_EXPORT int ppoll(struct pollfd *fds, nfds_t count, const struct timespec 
     }
     // The signal mask cannot follow a parked greenlet (signals reach the hub's handlers): it is
     // not applied while parking.
-    uint64_t deadline = timeout ? sprout_patch_deadline_after((int64_t)timeout->tv_sec * 1000000000ll + timeout->tv_nsec) : UINT64_MAX;
+    uint64_t deadline = timeout ? sprout_patch_deadline_after(saturating_nanos(timeout->tv_sec, timeout->tv_nsec)) : UINT64_MAX;
     return cooperative_poll(fds, count, deadline);
 }
 
@@ -53,7 +73,7 @@ SPROUT_EXPORT int select(int count, fd_set *readable, fd_set *writable, fd_set *
         return REAL(select)(count, readable, writable, exceptional, timeout);
     if (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0)) { errno = EINVAL; return -1; }
     int saved_errno = errno;
-    uint64_t deadline = timeout ? sprout_patch_deadline_after((int64_t)timeout->tv_sec * 1000000000ll + (int64_t)timeout->tv_usec * 1000ll) : UINT64_MAX;
+    uint64_t deadline = timeout ? sprout_patch_deadline_after(saturating_nanos(timeout->tv_sec, (int64_t)timeout->tv_usec * 1000)) : UINT64_MAX;
     fd_set read_in, write_in, except_in;
     if (readable) read_in = *readable;
     if (writable) write_in = *writable;
@@ -86,8 +106,10 @@ SPROUT_EXPORT int select(int count, fd_set *readable, fd_set *writable, fd_set *
         if (result != 0) break;
         uint64_t now = sprout_patch_now();
         if (deadline != UINT64_MAX && now >= deadline) break;
+        uint32_t generations[watched_count ? watched_count : 1];
+        fill_generations(watched, watched_count, generations);
         int woken = watched_count == 0 ? sprout_patch_rt->sleep_until(deadline)
-                                       : sprout_patch_rt->wait_poll(watched, watched_count, deadline);
+                                       : sprout_patch_rt->wait_poll(watched, watched_count, deadline, generations);
         if (woken < 0) { result = -1; error = errno; break; }
     }
     if (watched != small) free(watched);

@@ -53,9 +53,11 @@ SPROUT_EXPORT int getaddrinfo(const char *node, const char *service, const struc
         job->hints.ai_socktype = hints->ai_socktype;
         job->hints.ai_protocol = hints->ai_protocol;
     }
-    if (sprout_patch_rt->run_on_pool(lookup_run, job) != 0) {
+    int queued = sprout_patch_rt->run_on_pool(lookup_run, job);
+    if (queued != 0) {
         int error = errno;
-        lookup_release(job);   // the pool thread frees the rest when it is done
+        if (queued == -2) lookup_release(job);   // never queued: the pool's reference too
+        lookup_release(job);                      // else the pool thread frees the rest when done
         errno = error;
         return EAI_SYSTEM;
     }
@@ -96,9 +98,37 @@ static void host_run(void *argument) {
     host_release(job);
 }
 
-/// The calling thread's last answer: gethostbyname's result stays valid until the thread's
-/// next call, as glibc's static one does.
-static __thread host_job_t *last_answer;
+/// The calling thread's answer: gethostbyname's result stays valid until the thread's next
+/// call, as glibc's static one does. Each answer is copied here (never freed, only grown, so a
+/// greenlet still reading an earlier answer reads stale data at worst, never freed memory).
+static __thread struct hostent answer;
+static __thread char *answer_buffer;
+static __thread size_t answer_capacity;
+
+/// `pointer` (into the job's buffer) moved into the thread's answer buffer.
+static void *rebased(const host_job_t *job, const void *pointer) {
+    if (!pointer) return NULL;
+    return answer_buffer + ((const char *)pointer - job->buffer);
+}
+
+/// Copies the job's answer into the thread's storage; NULL if memory ran out.
+static struct hostent *keep_answer(const host_job_t *job) {
+    if (answer_capacity < job->capacity) {
+        char *grown = malloc(job->capacity);
+        if (!grown) return NULL;
+        // The old buffer is left alone: an earlier answer's pointers may still be read.
+        answer_buffer = grown;
+        answer_capacity = job->capacity;
+    }
+    memcpy(answer_buffer, job->buffer, job->capacity);
+    answer = job->host;
+    answer.h_name = rebased(job, job->host.h_name);
+    answer.h_aliases = rebased(job, job->host.h_aliases);
+    answer.h_addr_list = rebased(job, job->host.h_addr_list);
+    for (char **alias = answer.h_aliases; alias && *alias; alias++) *alias = rebased(job, *alias);
+    for (char **address = answer.h_addr_list; address && *address; address++) *address = rebased(job, *address);
+    return &answer;
+}
 
 SPROUT_EXPORT struct hostent *gethostbyname(const char *name) {
     if (!sprout_cooperative()) return REAL(gethostbyname)(name);
@@ -107,13 +137,16 @@ SPROUT_EXPORT struct hostent *gethostbyname(const char *name) {
     job->references = 2;
     job->name = strdup(name ? name : "");
     if (!job->name) { free(job); h_errno = NO_RECOVERY; return NULL; }
-    if (sprout_patch_rt->run_on_pool(host_run, job) != 0) {
+    int queued = sprout_patch_rt->run_on_pool(host_run, job);
+    if (queued != 0) {
+        if (queued == -2) host_release(job);
         host_release(job);
         h_errno = TRY_AGAIN;
         return NULL;
     }
-    if (last_answer) host_release(last_answer);
-    last_answer = job;   // keeps the greenlet's reference
-    if (!job->found) { h_errno = job->host_error; return NULL; }
-    return job->found;
+    struct hostent *result = NULL;
+    if (!job->found) h_errno = job->host_error;
+    else if (!(result = keep_answer(job))) h_errno = NO_RECOVERY;
+    host_release(job);
+    return result;
 }

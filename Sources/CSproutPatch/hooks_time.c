@@ -7,7 +7,9 @@
 #endif
 #include "patch_internal.h"
 
+/// A timespec in nanoseconds, saturating (a sleep of LONG_MAX seconds is for ever, not a wrap).
 static uint64_t timespec_nanos(const struct timespec *value) {
+    if ((uint64_t)value->tv_sec >= UINT64_MAX / 1000000000ull - 1) return UINT64_MAX - 1;
     return (uint64_t)value->tv_sec * 1000000000ull + (uint64_t)value->tv_nsec;
 }
 

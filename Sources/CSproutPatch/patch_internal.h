@@ -100,11 +100,16 @@ enum {
     SPROUT_FD_KERNEL_NONBLOCK_OURS = 1u << 9,
     /// Created by a hooked call in this process (pipe, pipe2): the hooks may switch it.
     SPROUT_FD_CREATED_HERE = 1u << 10,
+    /// A stream socket (SOCK_STREAM or SOCK_SEQPACKET): writes and MSG_WAITALL move everything.
+    SPROUT_FD_STREAM = 1u << 11,
+    /// Its open file may be shared with another descriptor (dup'ed, or of unknown origin): an
+    /// O_NONBLOCK change must be looked for on the others.
+    SPROUT_FD_MAY_SHARE = 1u << 12,
 };
 
 typedef struct sprout_fd_entry {
     uint32_t state;           ///< kind | flags, atomically
-    uint32_t reserved;
+    uint32_t generation;      ///< bumped whenever the number changes hands (epoll registrations check it)
     int64_t receive_timeout;  ///< SO_RCVTIMEO in ns, 0 none
     int64_t send_timeout;     ///< SO_SNDTIMEO in ns, 0 none
 } sprout_fd_entry_t;
@@ -145,5 +150,15 @@ uint64_t sprout_patch_deadline_after(int64_t nanos);
 /// Parks until `fd` is ready for `events` or `deadline`: 1 ready, 0 deadline, -1 interrupted.
 /// `after_eagain`: the caller just saw EAGAIN (else readiness is checked before parking).
 int sprout_patch_wait(int fd, short events, uint64_t deadline, int after_eagain);
+
+/// The generation of `fd`'s entry (0 beyond the table).
+uint32_t sprout_fd_generation(int fd);
+
+/// Atomically sets / clears flag bits of an entry.
+static inline void sprout_fd_set_bits(sprout_fd_entry_t *entry, uint32_t bits) { __atomic_fetch_or(&entry->state, bits, __ATOMIC_RELAXED); }
+static inline void sprout_fd_clear_bits(sprout_fd_entry_t *entry, uint32_t bits) { __atomic_fetch_and(&entry->state, ~bits, __ATOMIC_RELAXED); }
+
+/// Marks `bits` on every other descriptor that shares `fd`'s open file (if it may share one).
+void sprout_fd_propagate(int fd, uint32_t bits, int set);
 
 #endif

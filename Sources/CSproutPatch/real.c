@@ -149,5 +149,5 @@ uint64_t sprout_patch_deadline_after(int64_t nanos) {
 }
 
 int sprout_patch_wait(int fd, short events, uint64_t deadline, int after_eagain) {
-    return sprout_patch_rt->wait_fd(fd, events, deadline, after_eagain);
+    return sprout_patch_rt->wait_fd(fd, events, deadline, after_eagain, sprout_fd_generation(fd));
 }

@@ -117,7 +117,7 @@ extension PatchSuites {
                         _ = write(pair[1], &byte, 1)
                     }
                     var readable = fd_set()
-                    withUnsafeMutableBytes(of: &readable) { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+                    withUnsafeMutableBytes(of: &readable) { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
                     let word = Int(pair[0]) / (MemoryLayout<Int>.size * 8)
                     let bit = Int(pair[0]) % (MemoryLayout<Int>.size * 8)
                     withUnsafeMutableBytes(of: &readable) { $0.storeBytes(of: 1 << bit, toByteOffset: word * MemoryLayout<Int>.size, as: Int.self) }
@@ -217,6 +217,75 @@ extension PatchSuites {
                     guard vectored == expected, try drain.get() == expected else { failChild("writev wrote \(vectored) of \(expected)") }
                     close(pair[0]); close(pair[1])
                     ticker.stop()
+                }
+            }
+        }
+
+        @Test func descriptorsReusedOrSharedKeepTheirOwnRecords() async {
+            await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+                try inPatchedHub {
+                    // A descriptor polled here, closed on another thread (this hub hears nothing),
+                    // its number reused: a poll on the new one still wakes.
+                    var first: [Int32] = [0, 0]
+                    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &first) == 0 else { failChild("socketpair") }
+                    spawn { try sleep(for: .milliseconds(5)); var byte: UInt8 = 1; _ = write(first[1], &byte, 1) }
+                    var entry = pollfd(fd: first[0], events: Int16(POLLIN), revents: 0)
+                    guard poll(&entry, 1, 2_000) == 1 else { failChild("first poll") }
+                    let number = first[0]
+                    _ = try ThreadPool.shared.run { close(number) }
+                    close(first[1])
+                    var second: [Int32] = [0, 0]
+                    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &second) == 0 else { failChild("socketpair") }
+                    guard second[0] == number || second[1] == number else { failChild("the number was not reused") }
+                    let reused = second[0] == number ? second[0] : second[1]
+                    let other = reused == second[0] ? second[1] : second[0]
+                    spawn { try sleep(for: .milliseconds(20)); var byte: UInt8 = 2; _ = write(other, &byte, 1) }
+                    entry = pollfd(fd: reused, events: Int16(POLLIN), revents: 0)
+                    guard poll(&entry, 1, 2_000) == 1 else { failChild("the reused number's poll did not wake") }
+                    close(second[0]); close(second[1])
+
+                    // The two ends of a pipe share an inode, not an open file: making one end
+                    // blocking leaves the other non-blocking (a full write end says EAGAIN).
+                    var ends: [Int32] = [0, 0]
+                    guard pipe(&ends) == 0 else { failChild("pipe") }
+                    let readCopy = dup(ends[0]), writeCopy = dup(ends[1])   // shared open files
+                    _ = fcntl(ends[0], F_SETFL, O_NONBLOCK)
+                    _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)
+                    guard fcntl(ends[0], F_SETFL, 0) == 0 else { failChild("F_SETFL") }
+                    var chunk = [UInt8](repeating: 1, count: 65536)
+                    var full = false
+                    for _ in 0..<64 where write(writeCopy, &chunk, chunk.count) < 0 {
+                        full = errno == EAGAIN
+                        break
+                    }
+                    guard full else { failChild("a write to a full non-blocking pipe did not say EAGAIN") }
+                    guard fcntl(readCopy, F_GETFL) & O_NONBLOCK == 0 else { failChild("the read end's copy is not blocking") }
+                    for fd in [ends[0], ends[1], readCopy, writeCopy] { close(fd) }
+
+                    // recv(MSG_PEEK | MSG_WAITALL) waits for the whole count and consumes nothing.
+                    var pair: [Int32] = [0, 0]
+                    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else { failChild("socketpair") }
+                    spawn {
+                        for piece in ["ab", "cd", "ef"] {
+                            try sleep(for: .milliseconds(10))
+                            var bytes = Array(piece.utf8)
+                            _ = write(pair[1], &bytes, 2)
+                        }
+                    }
+                    var peeked = [UInt8](repeating: 0, count: 6)
+                    guard recv(pair[0], &peeked, 6, Int32(MSG_PEEK | MSG_WAITALL)) == 6,
+                          String(decoding: peeked, as: UTF8.self) == "abcdef" else { failChild("peek: \(peeked)") }
+                    guard read(pair[0], &peeked, 6) == 6 else { failChild("the peek consumed bytes") }
+                    close(pair[0]); close(pair[1])
+
+                    // gethostbyname from two greenlets at once: each answer is intact.
+                    let lookups = (0..<2).map { _ in
+                        spawn { () -> String? in
+                            guard let host = gethostbyname("localhost") else { return nil }
+                            return String(cString: host.pointee.h_name)
+                        }
+                    }
+                    for lookup in lookups { guard try lookup.get() != nil else { failChild("gethostbyname") } }
                 }
             }
         }

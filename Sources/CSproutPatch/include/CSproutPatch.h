@@ -30,14 +30,18 @@ typedef struct sprout_patch_runtime {
     int (*in_greenlet)(void);
     /// Parks until `fd` is readable (`events` has POLLIN) or writable (POLLOUT), or `deadline`.
     /// `after_eagain` 1: the caller just saw EAGAIN, so an edge will come (no check first).
-    int (*wait_fd)(int fd, short events, uint64_t deadline, int after_eagain);
+    /// `generation`: as for `wait_poll`.
+    int (*wait_fd)(int fd, short events, uint64_t deadline, int after_eagain, uint32_t generation);
     /// Parks until one of `fds` may be ready (per its `events`), or `deadline`. Descriptors stay
-    /// registered with the hub's epoll between calls; `forget_fd` drops one.
-    int (*wait_poll)(const struct pollfd *fds, nfds_t count, uint64_t deadline);
+    /// registered with the hub's epoll between calls; `forget_fd` drops one. `generations[i]`
+    /// is the table's generation of `fds[i].fd`: a registration made under another generation
+    /// (the number was closed and reused meanwhile, perhaps on another thread) is made afresh.
+    int (*wait_poll)(const struct pollfd *fds, nfds_t count, uint64_t deadline, const uint32_t *generations);
     /// Parks until `deadline`: 1 (or 0) when it has passed, -1 if interrupted.
     int (*sleep_until)(uint64_t deadline);
     /// Runs `work(argument)` on Sprout's thread pool, parking the caller until it has run.
-    /// Returns 0, or -1 (errno as for waits; then `work` still runs, later, on its thread).
+    /// Returns 0; -1 if interrupted (errno as for waits; `work` still runs, later, on its
+    /// thread); -2 if it could not be queued (errno set; `work` never runs).
     int (*run_on_pool)(void (*work)(void *argument), void *argument);
     /// The descriptor is being closed: wake its waiters with an error, drop its registration.
     void (*forget_fd)(int fd);

@@ -119,8 +119,8 @@ int sprout_heap_trim(void);
 /// are linked only into programs that ask for them). See that header for each function.
 typedef struct sprout_green_runtime {
     int (*in_greenlet)(void);
-    int (*wait_fd)(int fd, short events, uint64_t deadline, int after_eagain);
-    int (*wait_poll)(const struct pollfd *fds, unsigned long count, uint64_t deadline);
+    int (*wait_fd)(int fd, short events, uint64_t deadline, int after_eagain, uint32_t generation);
+    int (*wait_poll)(const struct pollfd *fds, unsigned long count, uint64_t deadline, const uint32_t *generations);
     int (*sleep_until)(uint64_t deadline);
     int (*run_on_pool)(void (*work)(void *argument), void *argument);
     void (*forget_fd)(int fd);

@@ -28,11 +28,12 @@ enum PatchRuntime {
         let table = UnsafeMutablePointer<sprout_green_runtime_t>.allocate(capacity: 1)
         table.initialize(to: sprout_green_runtime_t(
             in_greenlet: { sprout_context_in_greenlet() },
-            wait_fd: { fd, events, deadline, afterEAGAIN in
-                PatchRuntime.waitDescriptor(fd, events: events, deadline: deadline, checkFirst: afterEAGAIN == 0)
+            wait_fd: { fd, events, deadline, afterEAGAIN, generation in
+                PatchRuntime.waitDescriptor(fd, events: events, deadline: deadline, checkFirst: afterEAGAIN == 0,
+                                            generation: generation)
             },
-            wait_poll: { fds, count, deadline in
-                PatchRuntime.waitAny(fds!, count: Int(count), deadline: deadline)
+            wait_poll: { fds, count, deadline, generations in
+                PatchRuntime.waitAny(fds!, count: Int(count), deadline: deadline, generations: generations!)
             },
             sleep_until: { deadline in PatchRuntime.sleep(until: deadline) },
             run_on_pool: { work, argument in PatchRuntime.runOnPool(work!, argument) },
@@ -52,6 +53,11 @@ enum PatchRuntime {
             return try body(hub) ? 1 : 0
         } catch let error as SystemError where error.errno == EBADF {
             return 1   // closed while parked, or never valid: the hook's next try says so
+        } catch let error as SystemError {
+            // The wait itself failed (epoll_ctl: ENOMEM, ENOSPC): the call fails with that, and
+            // the greenlet is not interrupted.
+            errno = error.errno
+            return -1
         } catch {
             return interrupted(greenlet, by: error)
         }
@@ -68,26 +74,29 @@ enum PatchRuntime {
         return -1
     }
 
-    static func waitDescriptor(_ fd: Int32, events: Int16, deadline raw: UInt64, checkFirst: Bool) -> Int32 {
+    static func waitDescriptor(_ fd: Int32, events: Int16, deadline raw: UInt64, checkFirst: Bool, generation: UInt32) -> Int32 {
         parking { hub in
             let writable = Int32(events) & POLLOUT != 0
             let readable = !writable || Int32(events) & ~POLLOUT != 0
             do {
+                hub.poller.checkPatchGeneration(fd: fd, generation)
                 return try hub.poller.wait(fd: fd, readable: readable, writable: writable, deadline: deadline(raw),
                                            transient: false, checkFirst: checkFirst, hub: hub)
             } catch let error as HubError where error.isConcurrentWait {
                 // Another greenlet waits on it in that direction (a library shared against the
-                // rule): look again shortly rather than fail.
-                return try hub.park(on: "a descriptor another greenlet waits on", deadline: min(raw, hub.deadline(after: .milliseconds(1))))
+                // rule): look again shortly rather than fail, and never call that "timed out".
+                _ = try hub.park(on: "a descriptor another greenlet waits on", deadline: min(raw, hub.deadline(after: .milliseconds(1))))
+                return raw == UInt64.max || sprout_now_ns() < raw
             } catch let error as SystemError where error.errno == EPERM {
                 return true   // not pollable through epoll: the hook's try says what it is
             }
         }
     }
 
-    static func waitAny(_ fds: UnsafePointer<pollfd>, count: Int, deadline raw: UInt64) -> Int32 {
+    static func waitAny(_ fds: UnsafePointer<pollfd>, count: Int, deadline raw: UInt64, generations: UnsafePointer<UInt32>) -> Int32 {
         parking { hub in
-            try hub.poller.waitAny(fds, count: count, deadline: deadline(raw), hub: hub)
+            for index in 0..<count { hub.poller.checkPatchGeneration(fd: fds[index].fd, generations[index]) }
+            return try hub.poller.waitAny(fds, count: count, deadline: deadline(raw), hub: hub)
         }
     }
 
@@ -101,11 +110,19 @@ enum PatchRuntime {
     static func runOnPool(_ work: @escaping @convention(c) (UnsafeMutableRawPointer?) -> Void,
                           _ argument: UnsafeMutableRawPointer?) -> Int32 {
         let job = ForeignJob(work: work, argument: argument)
-        let result = parking { _ in
+        let hub = Hub.current
+        let greenlet = hub.current!
+        greenlet.patchedCall.insert(.waiting)
+        defer { greenlet.patchedCall.remove(.waiting) }
+        do {
             try ThreadPool.shared.run { job.work(job.argument) }
-            return true
+            return 0
+        } catch let error as SystemError {
+            errno = error.errno   // no thread to run it: never queued
+            return -2
+        } catch {
+            return interrupted(greenlet, by: error)
         }
-        return result == 1 ? 0 : -1
     }
 
     static func forget(_ fd: Int32) {

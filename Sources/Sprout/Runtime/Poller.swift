@@ -22,6 +22,8 @@ final class Poller {
         var drained = false
         /// Epoll reported a hang-up or an error: reads must go on until they see it. Sticky.
         var hungUp = false
+        /// SproutPatch's generation of the descriptor when it was registered for a hook's wait.
+        var patchGeneration: UInt32 = 0
     }
 
     let epollFD: Int32
@@ -77,7 +79,7 @@ final class Poller {
     func register(fd: Int32, exclusive: Bool = false) throws {
         let index = slot(fd)
         if table[index].registered { return }
-        let edgeTriggered = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        let edgeTriggered = EPOLLIN.rawValue | EPOLLPRI.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
         var event = epoll_event()
         event.data.fd = fd
         event.events = exclusive ? EPOLLIN.rawValue | EPOLLET.rawValue | EPOLLEXCLUSIVE.rawValue : edgeTriggered
@@ -98,6 +100,20 @@ final class Poller {
             }
         }
         table[index].registered = true
+    }
+
+    /// For SproutPatch's waits: if `fd` was registered under another generation of the hooks'
+    /// table (closed and its number reused meanwhile, perhaps on another thread, where this
+    /// poller heard nothing), drops the stale record so that the wait registers it afresh.
+    func checkPatchGeneration(fd: Int32, _ generation: UInt32) {
+        guard fd >= 0 else { return }
+        let index = slot(fd)
+        guard !table[index].isInternal, table[index].patchGeneration != generation else { return }
+        if table[index].registered && table[index].reader == nil && table[index].writer == nil {
+            _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)   // ENOENT if the kernel dropped it already
+            table[index].registered = false
+        }
+        table[index].patchGeneration = generation
     }
 
     /// Starts `fd`'s read-readiness record afresh (for a new socket with a reused number).
@@ -264,7 +280,7 @@ final class Poller {
                 table[slot].drained = false
                 if failed || flags & EPOLLRDHUP.rawValue != 0 { table[slot].hungUp = true }
             }
-            if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed, let reader = table[slot].reader {
+            if flags & (EPOLLIN.rawValue | EPOLLPRI.rawValue | EPOLLRDHUP.rawValue) != 0 || failed, let reader = table[slot].reader {
                 hub.wake(reader.takeUnretainedValue())
             }
             if flags & EPOLLOUT.rawValue != 0 || failed, let writer = table[slot].writer {
