@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
+
+void sprout_walk_frames_for_fault(uintptr_t pc, uintptr_t fp, uintptr_t low, uintptr_t high, sprout_backtrace_t *out);
 
 #define ALT_STACK_SIZE (64 * 1024)
 
@@ -28,6 +31,58 @@ static size_t append_u64(char *buf, size_t at, size_t cap, uint64_t v) {
     do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v && n < 24);
     while (n && at + 1 < cap) buf[at++] = digits[--n];
     return at;
+}
+
+static size_t append_hex(char *buf, size_t at, size_t cap, uint64_t v) {
+    static const char digits[] = "0123456789abcdef";
+    at = append(buf, at, cap, "0x");
+    int shift = 60;
+    while (shift > 0 && ((v >> shift) & 0xf) == 0) shift -= 4;
+    for (; shift >= 0 && at + 1 < cap; shift -= 4) buf[at++] = digits[(v >> shift) & 0xf];
+    return at;
+}
+
+/// A fault that no handler takes and that is no stack overflow: the process is about to die of
+/// it. Says where (address, program counter, greenlet, return addresses of its frames), which
+/// a bare "signal 11" does not, and which a sanitizer's own report would have said had this
+/// handler not stood in front of it. Async-signal-safe: write(2) only.
+static void report_fatal_fault(int sig, const siginfo_t *info, void *uctx, const sprout_context_t *ctx) {
+    char msg[2048];
+    size_t n = 0;
+    n = append(msg, n, sizeof msg, sig == SIGBUS ? "sprout: fatal SIGBUS" : "sprout: fatal SIGSEGV");
+    n = append(msg, n, sizeof msg, " at address ");
+    n = append_hex(msg, n, sizeof msg, (uint64_t)(uintptr_t)info->si_addr);
+    uintptr_t pc = 0, fp = 0;
+#if defined(__x86_64__)
+    pc = (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.gregs[REG_RIP];
+    fp = (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.gregs[REG_RBP];
+#elif defined(__aarch64__)
+    pc = (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.pc;
+    fp = (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.regs[29];
+#endif
+    n = append(msg, n, sizeof msg, ", pc ");
+    n = append_hex(msg, n, sizeof msg, pc);
+    if (ctx) {
+        n = append(msg, n, sizeof msg, ", in greenlet ");
+        n = append_u64(msg, n, sizeof msg, ctx->id);
+        if (ctx->name) {
+            n = append(msg, n, sizeof msg, " '");
+            n = append(msg, n, sizeof msg, ctx->name);
+            n = append(msg, n, sizeof msg, "'");
+        }
+        sprout_backtrace_t frames;
+        uintptr_t low = ctx->stack_low ? ctx->stack_low : ctx->walk_low;
+        uintptr_t high = ctx->stack_low ? ctx->stack_high : ctx->walk_high;
+        sprout_walk_frames_for_fault(pc, fp, low, high, &frames);
+        n = append(msg, n, sizeof msg, "; frames:");
+        for (uint32_t i = 0; i < frames.count && n + 24 < sizeof msg; i++) {
+            n = append(msg, n, sizeof msg, " ");
+            n = append_hex(msg, n, sizeof msg, frames.pcs[i]);
+        }
+    }
+    n = append(msg, n, sizeof msg, "\n");
+    ssize_t ignored = write(2, msg, n);
+    (void)ignored;
 }
 
 static void on_fault(int sig, siginfo_t *info, void *uctx) {
@@ -69,8 +124,9 @@ static void on_fault(int sig, siginfo_t *info, void *uctx) {
         prev->sa_handler(sig);
         return;
     }
-    // The default action: put it back and return; the faulting instruction runs again under it
-    // and the process ends as it would have without Sprout.
+    // The default action: say where, put it back and return; the faulting instruction runs
+    // again under it and the process ends as it would have without Sprout.
+    report_fatal_fault(sig, info, uctx, ctx);
     sigaction(sig, prev, NULL);
 }
 

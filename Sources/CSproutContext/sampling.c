@@ -41,6 +41,11 @@ static void walk(uintptr_t pc, uintptr_t fp, uintptr_t low, uintptr_t high, spro
     }
 }
 
+/// For overflow.c's fatal-fault report: the frame-pointer walk above, from a fault's registers.
+void sprout_walk_frames_for_fault(uintptr_t pc, uintptr_t fp, uintptr_t low, uintptr_t high, sprout_backtrace_t *out) {
+    walk(pc, fp, low, high, out);
+}
+
 static void copy_identity(const sprout_context_t *ctx, sprout_backtrace_t *out) {
     out->greenlet_id = ctx ? ctx->id : 0;
     size_t n = 0;

@@ -114,3 +114,20 @@ extension StackOverflowTests {
         #expect(result?.exitStatus != .exitCode(42), "the overflow went to the foreign handler")
     }
 }
+
+extension StackOverflowTests {
+    @Test func aStrayFaultThatNoHandlerTakesIsReportedWithWhereItHappened() async {
+        let result = await #expect(processExitsWith: .signal(SIGSEGV), observing: [\.standardErrorContent]) {
+            _ = try? GreenThread.run {
+                let g = spawn(name: "stray-pointer") {
+                    UnsafeMutablePointer<Int>(bitPattern: 0x10)!.pointee = 1   // not a stack overflow
+                }
+                _ = try g.get()
+            }
+        }
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        // Address, program counter, the greenlet and its frames: what a bare signal 11 never says.
+        #expect(stderr.contains("sprout: fatal SIGSEGV at address 0x10, pc 0x"), "\(stderr)")
+        #expect(stderr.contains("in greenlet") && stderr.contains("'stray-pointer'; frames: 0x"), "\(stderr)")
+    }
+}
