@@ -32,22 +32,25 @@ private func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-@Suite(.timeLimit(.minutes(2)))
-struct PreloadTests {
-    @Test func ldPreloadMakesLibcSleepInAnUnpatchedBinaryCooperative() async throws {
-        try await green(timeout: .seconds(60)) { () throws in
-            let library = try preloadLibrary()
-            defer { _ = try? runCommand(["rm", "-rf", "/tmp/sprout-preload-\(getpid())"]) }
-            // `sprout` is not linked with SproutPatch: the hooks come only from LD_PRELOAD.
-            let patched = try ServeProcess(["--workers", "0", "--threads", "1"], preload: library)
-            defer { patched.stop() }
-            let fast = try tenBlockingRequests(patched)
-            #expect(fast < 1.5, "ten 300 ms libc sleeps took \(fast) s with the hooks")
-            let plain = try ServeProcess(["--workers", "0", "--threads", "1"])
-            defer { plain.stop() }
-            let slow = try tenBlockingRequests(plain)
-            // Unpatched, usleep blocks the hub: the requests are served one after another.
-            #expect(slow >= 2.9, "ten 300 ms libc sleeps took only \(slow) s without the hooks")
+/// In HTTPSuites: it opens sockets in this process, which the socket-counting suites must not see.
+extension HTTPSuites {
+    @Suite(.timeLimit(.minutes(2)))
+    struct PreloadTests {
+        @Test func ldPreloadMakesLibcSleepInAnUnpatchedBinaryCooperative() async throws {
+            try await green(timeout: .seconds(60)) { () throws in
+                let library = try preloadLibrary()
+                defer { _ = try? runCommand(["rm", "-rf", "/tmp/sprout-preload-\(getpid())"]) }
+                // `sprout` is not linked with SproutPatch: the hooks come only from LD_PRELOAD.
+                let patched = try ServeProcess(["--workers", "0", "--threads", "1"], preload: library)
+                defer { patched.stop() }
+                let fast = try tenBlockingRequests(patched)
+                #expect(fast < 1.5, "ten 300 ms libc sleeps took \(fast) s with the hooks")
+                let plain = try ServeProcess(["--workers", "0", "--threads", "1"])
+                defer { plain.stop() }
+                let slow = try tenBlockingRequests(plain)
+                // Unpatched, usleep blocks the hub: the requests are served one after another.
+                #expect(slow >= 2.9, "ten 300 ms libc sleeps took only \(slow) s without the hooks")
+            }
         }
     }
 }
