@@ -44,7 +44,8 @@ extension HTTPSuites {
                 let patched = try ServeProcess(["--workers", "0", "--threads", "1"], preload: library)
                 defer { patched.stop() }
                 let fast = try tenBlockingRequests(patched)
-                #expect(fast < 1.5, "ten 300 ms libc sleeps took \(fast) s with the hooks")
+                // One after another they take 3 s; together, 0.3 s (and a loaded machine's slack).
+                #expect(fast < 2.5, "ten 300 ms libc sleeps took \(fast) s with the hooks")
                 let plain = try ServeProcess(["--workers", "0", "--threads", "1"])
                 defer { plain.stop() }
                 let slow = try tenBlockingRequests(plain)

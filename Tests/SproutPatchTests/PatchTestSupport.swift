@@ -43,10 +43,27 @@ func report(_ text: String) {
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }
 
-/// Ends an exit test's child with a failure that names `what`.
+/// Servers the child started, stopped by `failChild` too: `exit` runs no `defer`, and a server
+/// left behind would outlive the test.
+nonisolated(unsafe) private var stopsOnFailure: [() -> Void] = []
+
+/// Ends an exit test's child with a failure that names `what`, stopping its servers first.
 func failChild(_ what: String) -> Never {
     report("FAILED: \(what)")
+    for stop in stopsOnFailure.reversed() { stop() }
     exit(1)
+}
+
+/// True in a sanitizer pass (scripts/test sets these): everything runs several times slower,
+/// so wall-clock bounds are looser there.
+let underSanitizer = getenv("TSAN_OPTIONS") != nil || getenv("ASAN_OPTIONS") != nil
+
+/// Runs `command` with no descriptor above 2 open: a daemon it starts must not hold the exit
+/// test's back channel (the parent would wait for its end for ever).
+func withoutInheritedDescriptors(_ command: [String]) -> [String] {
+    let quoted = command.map { "'" + $0.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'" }
+        .joined(separator: " ")
+    return ["/bin/bash", "-c", "for fd in $(ls /proc/$$/fd); do [ \"$fd\" -gt 2 ] && eval \"exec $fd>&-\"; done 2>/dev/null; exec \(quoted)"]
 }
 
 /// A PostgreSQL of the test's own on 127.0.0.1 (scripts/scratch-postgres: as the `postgres`
@@ -62,6 +79,8 @@ final class ScratchPostgres {
         let (status, output) = try runCommand(["bash", script, "start", directory, "\(port)", "\(maxConnections)"], timeout: .seconds(90))
         guard status == 0 else { throw TestSupportError(description: "scratch-postgres failed (\(status))") }
         connectionString = output.split(separator: "\n").last.map(String.init) ?? ""
+        let directory = directory
+        stopsOnFailure.append { _ = try? runCommand(["bash", script, "stop", directory], timeout: .seconds(60)) }
     }
 
     func stop() {
@@ -79,8 +98,10 @@ final class ScratchMemcached {
         port = try freePort()
         var arguments = ["/usr/bin/memcached", "-l", "127.0.0.1", "-p", "\(port)", "-U", "0", "-m", "64", "-c", "1024"]
         if getuid() == 0 { arguments += ["-u", "root"] }
-        process = try ChildProcess(arguments)
+        process = try ChildProcess(withoutInheritedDescriptors(arguments))
         try waitForListener(port, process: process, log: "/dev/null")
+        let pid = process.pid
+        stopsOnFailure.append { kill(pid, SIGKILL) }
     }
 
     func stop() {

@@ -46,11 +46,16 @@ extension PatchSuites {
                     close(fds[0]); close(fds[1])
 
                     // Ten greenlets in usleep(100 ms) at once: about 100 ms, not a second.
-                    let start = monotonicSeconds()
-                    let sleepers = (0..<10).map { _ in spawn { guard usleep(100_000) == 0 else { failChild("usleep: \(errno)") } } }
+                    var naps: [(start: Double, end: Double)] = []
+                    let sleepers = (0..<10).map { _ in
+                        spawn {
+                            let began = monotonicSeconds()
+                            guard usleep(100_000) == 0 else { failChild("usleep: \(errno)") }
+                            naps.append((began, monotonicSeconds()))
+                        }
+                    }
                     for sleeper in sleepers { try sleeper.join() }
-                    let took = monotonicSeconds() - start
-                    guard took < 0.5 else { failChild("ten usleep(100 ms) took \(took) s") }
+                    guard maxOverlap(naps) == 10 else { failChild("only \(maxOverlap(naps)) of ten usleep(100 ms) overlapped") }
                     var request = timespec(tv_sec: 0, tv_nsec: 50_000_000)
                     let napStart = monotonicSeconds()
                     guard nanosleep(&request, nil) == 0, monotonicSeconds() - napStart >= 0.045 else { failChild("nanosleep") }
@@ -109,7 +114,7 @@ extension PatchSuites {
                     let start = monotonicSeconds()
                     guard poll(&entry, 1, 100) == 0 else { failChild("poll(100) saw data") }
                     let waited = monotonicSeconds() - start
-                    guard waited >= 0.095, waited < 0.5 else { failChild("poll(100) returned after \(waited) s") }
+                    guard waited >= 0.095, waited < 3 else { failChild("poll(100) returned after \(waited) s") }
                     // select, with the remaining time written back.
                     spawn {
                         try sleep(for: .milliseconds(50))
@@ -320,7 +325,7 @@ extension PatchSuites {
                     let early = recv(fd, &buffer, 16, 0)
                     let waited = monotonicSeconds() - start
                     guard early == -1, errno == EAGAIN else { failChild("SO_RCVTIMEO: recv gave \(early), errno \(errno)") }
-                    guard waited >= 0.095, waited < 0.25 else { failChild("SO_RCVTIMEO expired after \(waited) s") }
+                    guard waited >= 0.095, waited < 3 else { failChild("SO_RCVTIMEO expired after \(waited) s") }
                     timeout = timeval(tv_sec: 0, tv_usec: 0)
                     _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                     guard recv(fd, &buffer, 16, Int32(MSG_WAITALL)) == 4 else { failChild("MSG_WAITALL: \(errno)") }
