@@ -58,6 +58,7 @@ extension PatchSuites {
                     report("libmemcached operations=\(operations) in-flight=\(mostInFlight)")
                 }
             }
+            explainChildFailure(result)
             let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
             #expect(text.contains("operations=4000"), "\(text)")
         }

@@ -60,6 +60,7 @@ extension PatchSuites {
                     guard run.overlap >= 90 else { failChild("only \(run.overlap) queries were in flight at once") }
                 }
             }
+            explainChildFailure(result)
             let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
             #expect(text.contains("patched seconds="), "\(text)")
             print("libpq, 100 greenlets, patched: \(text)")
@@ -78,6 +79,7 @@ extension PatchSuites {
                     guard run.seconds >= 19.5 else { failChild("the unpatched run took only \(run.seconds) s") }
                 }
             }
+            explainChildFailure(result)
             let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
             #expect(text.contains("unpatched seconds="), "\(text)")
             print("libpq, 100 greenlets, unpatched: \(text)")
@@ -116,6 +118,7 @@ extension PatchSuites {
                     _ = timedQuery(postgres.connectionString, "SELECT 1")
                 }
             }
+            explainChildFailure(result)
             let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
             #expect(text.contains("libpq said:"), "\(text)")
             print("kill inside PQexec: \(text)")
@@ -150,6 +153,7 @@ extension PatchSuites {
                     _ = timedQuery(postgres.connectionString, "SELECT 1")
                 }
             }
+            explainChildFailure(result)
             let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
             #expect(text.contains("libpq said:"), "\(text)")
             print("timeout inside PQexec: \(text)")

@@ -37,10 +37,25 @@ func maxOverlap(_ intervals: [(start: Double, end: Double)]) -> Int {
     return most
 }
 
-/// Writes `text` to standard error, unbuffered (the exit test's parent reads it).
+/// Where a child's reports also go: an exit test whose status is not the one expected gives
+/// its parent no output, so the parent reads this file instead (the tests run one at a time).
+let childReportPath = "/tmp/sprout-patch-test-child.log"
+
+/// Writes `text` to standard error, unbuffered (the exit test's parent reads it), and appends
+/// it to ``childReportPath``.
 func report(_ text: String) {
     var line = text + "\n"
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    let file = open(childReportPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    if file >= 0 {
+        line.withUTF8 { _ = write(file, $0.baseAddress, $0.count) }
+        close(file)
+    }
+}
+
+/// In the parent: what the last child reported (for a failed expectation's message).
+func lastChildReport() -> String {
+    readFileText(childReportPath)
 }
 
 /// Servers the child started, stopped by `failChild` too: `exit` runs no `defer`, and a server
@@ -74,10 +89,18 @@ final class ScratchPostgres {
 
     init(maxConnections: Int = 200) throws {
         directory = "/tmp/sprout-pg-\(getpid())-\(Int.random(in: 0..<1_000_000))"
-        let port = try freePort()
         let script = packageRoot() + "/scripts/scratch-postgres"
-        let (status, output) = try runCommand(["bash", script, "start", directory, "\(port)", "\(maxConnections)"], timeout: .seconds(90))
-        guard status == 0 else { throw TestSupportError(description: "scratch-postgres failed (\(status))") }
+        // A free port can be taken by another test before PostgreSQL binds it: try another.
+        var output = ""
+        var started = false
+        for _ in 0..<3 where !started {
+            let port = try freePort()
+            let (status, text) = try runCommand(["bash", script, "start", directory, "\(port)", "\(maxConnections)"], timeout: .seconds(90))
+            started = status == 0
+            output = text
+            if !started { report("scratch-postgres on port \(port) failed (\(status)); trying another port") }
+        }
+        guard started else { throw TestSupportError(description: "scratch-postgres failed three times") }
         connectionString = output.split(separator: "\n").last.map(String.init) ?? ""
         let directory = directory
         stopsOnFailure.append { _ = try? runCommand(["bash", script, "stop", directory], timeout: .seconds(60)) }
@@ -110,8 +133,27 @@ final class ScratchMemcached {
     }
 }
 
-/// In an exit test's child: turns patching on and runs `body` in a greenlet of a new hub.
+/// In an exit test's child: turns patching on and runs `body` in a greenlet of a new hub. An
+/// error it throws is reported and ends the child with status 1.
 func inPatchedHub(_ body: @escaping @Sendable () throws -> Void) throws {
     patchAll()
-    try GreenThread.run(body)
+    inHub(body)
+}
+
+/// In an exit test's child: runs `body` in a greenlet of a new hub; an error it throws is
+/// reported (servers stopped) and ends the child with status 1.
+func inHub(_ body: @escaping @Sendable () throws -> Void) {
+    do {
+        try GreenThread.run(body)
+    } catch {
+        failChild("threw \(error)")
+    }
+}
+
+/// After an exit test: if the child did not succeed, records what it reported (Swift Testing
+/// gives no output for a child whose status was not the one expected). Clears the report file.
+func explainChildFailure(_ result: ExitTest.Result?) {
+    defer { unlink(childReportPath) }
+    guard result == nil else { return }
+    Issue.record("the child reported: \(lastChildReport())")
 }

@@ -62,12 +62,13 @@ extension PatchSuites {
                     ticker.stop()
                 }
             }
+            explainChildFailure(result)
             let text = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
             #expect(!text.contains("FAILED"), "\(text)")
         }
 
         @Test func foundationFileHandleReadingASocketYields() async {
-            await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            let outcome = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
                 try inPatchedHub {
                     let ticker = Ticker()
                     var pair: [Int32] = [0, 0]
@@ -87,10 +88,11 @@ extension PatchSuites {
                     ticker.stop()
                 }
             }
+            explainChildFailure(outcome)
         }
 
         @Test func pollAndSelectParkAndReportWhatTheKernelSays() async {
-            await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            let outcome = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
                 try inPatchedHub {
                     let ticker = Ticker()
                     var pair: [Int32] = [0, 0]
@@ -137,10 +139,11 @@ extension PatchSuites {
                     ticker.stop()
                 }
             }
+            explainChildFailure(outcome)
         }
 
         @Test func pollingManyDescriptorsAgainAndAgainKeepsThemRegistered() async {
-            await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            let outcome = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
                 try inPatchedHub {
                     // Fifty non-blocking socket pairs, polled together twenty times, as an event
                     // loop inside a C library would: one byte on one of them each round.
@@ -173,10 +176,11 @@ extension PatchSuites {
                     guard !epollWatchedDescriptors().contains(pairs[0][0]) else { failChild("a closed descriptor stayed in epoll") }
                 }
             }
+            explainChildFailure(outcome)
         }
 
         @Test func aBlockingWriteLargerThanTheSocketBufferWritesEverythingWhileOthersRun() async {
-            await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            let outcome = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
                 try inPatchedHub {
                     let ticker = Ticker()
                     var pair: [Int32] = [0, 0]
@@ -224,10 +228,11 @@ extension PatchSuites {
                     ticker.stop()
                 }
             }
+            explainChildFailure(outcome)
         }
 
         @Test func descriptorsReusedOrSharedKeepTheirOwnRecords() async {
-            await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            let outcome = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
                 try inPatchedHub {
                     // A descriptor polled here, closed on another thread (this hub hears nothing),
                     // its number reused: a poll on the new one still wakes.
@@ -293,10 +298,11 @@ extension PatchSuites {
                     for lookup in lookups { guard try lookup.get() != nil else { failChild("gethostbyname") } }
                 }
             }
+            explainChildFailure(outcome)
         }
 
         @Test func socketTimeoutsAndConnectBehaveAsTheBlockingCalls() async {
-            await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            let outcome = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
                 try inPatchedHub {
                     let listener = try Socket.listen(host: "127.0.0.1", port: 0)
                     let port = listener.localAddress.port
@@ -354,10 +360,11 @@ extension PatchSuites {
                     guard gethostbyname("localhost") != nil else { failChild("gethostbyname") }
                 }
             }
+            explainChildFailure(outcome)
         }
 
         @Test func threadsOutsideSproutAndRegularFilesKeepTheRealCalls() async {
-            await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            let outcome = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
                 try inPatchedHub {
                     // A ThreadPool thread blocks in read on a pipe, as unpatched: the greenlet that
                     // asked waits (parked), the hub goes on, and the write from here releases it.
@@ -396,6 +403,7 @@ extension PatchSuites {
                     guard ticker.ticks > 10 else { failChild("the hub stalled") }
                 }
             }
+            explainChildFailure(outcome)
         }
 
         @Test func aCLockHeldAcrossAParkIsReportedInsteadOfDeadlocking() async {
