@@ -6,12 +6,16 @@ import SproutTestSupport
 import Testing
 
 /// One connection, one query, through libpq's plain blocking API: PQconnectdb, PQexec.
-/// Returns the query's start and end (seconds), or fails the child.
-private func timedQuery(_ connectionString: String, _ sql: String) -> (start: Double, end: Double) {
+/// With `startTogether`, the query waits for it after connecting. Returns the query's start
+/// and end (seconds), or fails the child.
+private func timedQuery(_ connectionString: String, _ sql: String, startTogether: Event? = nil,
+                        connected: () -> Void = {}) throws -> (start: Double, end: Double) {
     guard let connection = PQconnectdb(connectionString), PQstatus(connection) == CONNECTION_OK else {
         failChild("PQconnectdb: \(String(cString: PQerrorMessage(nil) ?? strdup("")))")
     }
     defer { PQfinish(connection) }
+    connected()
+    if let startTogether { _ = try startTogether.wait() }
     let start = monotonicSeconds()
     guard let result = PQexec(connection, sql) else { failChild("PQexec returned nothing") }
     defer { PQclear(result) }
@@ -21,14 +25,22 @@ private func timedQuery(_ connectionString: String, _ sql: String) -> (start: Do
     return (start, monotonicSeconds())
 }
 
-/// Runs `count` greenlets, each `SELECT pg_sleep(0.2)` on a connection of its own; prints
-/// and returns the wall time and the most queries in flight at once.
+/// Runs `count` greenlets, each `SELECT pg_sleep(0.2)` on a connection of its own, the queries
+/// starting together once every greenlet has connected (on a loaded machine connecting takes
+/// longer than a query); returns the queries' wall time and the most in flight at once.
 private func pgSleepRun(_ connectionString: String, greenlets count: Int) throws -> (seconds: Double, overlap: Int) {
     var intervals: [(start: Double, end: Double)] = []
-    let start = monotonicSeconds()
+    let go = Event()
+    var connected = 0
     let workers = (0..<count).map { _ in
-        spawn { intervals.append(timedQuery(connectionString, "SELECT pg_sleep(0.2)")) }
+        spawn {
+            intervals.append(try timedQuery(connectionString, "SELECT pg_sleep(0.2)", startTogether: go) { connected += 1 })
+        }
     }
+    // Each greenlet connects, then waits (without patching they connect one after another).
+    while connected < count { try sleep(for: .milliseconds(5)) }
+    let start = monotonicSeconds()
+    go.set()
     for worker in workers { try worker.join() }
     let seconds = monotonicSeconds() - start
     guard intervals.count == count else { failChild("\(intervals.count) of \(count) queries finished") }
@@ -115,7 +127,7 @@ extension PatchSuites {
                     guard !libpqSaw.isEmpty else { failChild("libpq reported no error") }
                     report("libpq said: \(libpqSaw)")
                     // Nothing is left hanging: a new connection serves at once.
-                    _ = timedQuery(postgres.connectionString, "SELECT 1")
+                    _ = try timedQuery(postgres.connectionString, "SELECT 1")
                 }
             }
             explainChildFailure(result)
@@ -150,7 +162,7 @@ extension PatchSuites {
                     PQfinish(connection)
                     // The greenlet carries no stale timeout: its next wait is an ordinary one.
                     try sleep(for: .milliseconds(400))
-                    _ = timedQuery(postgres.connectionString, "SELECT 1")
+                    _ = try timedQuery(postgres.connectionString, "SELECT 1")
                 }
             }
             explainChildFailure(result)
