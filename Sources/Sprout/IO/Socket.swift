@@ -618,8 +618,13 @@ public final class Socket {
     private func waitFor(readable: Bool = false, writable: Bool = false, deadline: UInt64?,
                          checkFirst: Bool = false) throws -> Bool {
         try hub.checkThread("Socket")
+        // A shared listener stays in this hub's epoll only while someone here waits to accept:
+        // the kernel wakes one registered instance per connection (EPOLLEXCLUSIVE), and a hub
+        // that is not accepting (its server full, or busy elsewhere) would take the wake-up and
+        // leave the client queued while another worker waits in vain (nginx removes its accept
+        // events for the same reason).
         return try hub.poller.wait(fd: fileDescriptor, readable: readable, writable: writable,
-                                   deadline: deadline, transient: false, checkFirst: checkFirst,
+                                   deadline: deadline, transient: isSharedListener, checkFirst: checkFirst,
                                    exclusive: isSharedListener, hub: hub)
     }
 }

@@ -66,6 +66,11 @@ public final class HTTPServer {
         /// Binds with `SO_REUSEPORT`, so that several servers (one per hub or per process) can
         /// listen on the same port, the kernel spreading connections over them.
         public var reusePort: Bool
+        /// When ``maxConnections`` are open and a new client waits, close the connection idle
+        /// the longest to admit it (the default, nginx's reuse of keep-alive connections). Set
+        /// it false for a strict limit: accepting then waits until a connection ends, and a
+        /// connection waiting for its first request is never closed for a newcomer.
+        public var evictsIdleConnections = true
 
         /// A configuration with the documented defaults: port 8080, 10,000 connections,
         /// header timeout 10 s, idle 10 s, body read 30 s, write 30 s, 2 MiB bodies.
@@ -281,6 +286,14 @@ public final class HTTPServer {
     /// of keep-alive connections), or after waiting for one to end or become idle.
     private func waitForCapacity(_ listener: Socket) throws {
         while openCount >= configuration.maxConnections {
+            // Wait for a client only when there is an idle connection to make room for it: on a
+            // listener shared with other processes or hubs, the kernel wakes one waiter per
+            // connection (EPOLLEXCLUSIVE), and a full acceptor that took the wake-up without
+            // accepting would leave the client queued while others could serve it.
+            guard configuration.evictsIdleConnections, idleOldest != nil else {
+                try waitForCapacityChange()
+                continue
+            }
             // Evict only for a client that is actually waiting.
             _ = try listener.wait(readable: true)
             if openCount < configuration.maxConnections { return }
@@ -296,11 +309,16 @@ public final class HTTPServer {
                 victim.socket.close()
                 continue
             }
-            capacityChanged.clear()
-            acceptorWaits = true
-            defer { acceptorWaits = false }
-            _ = try capacityChanged.wait()
+            try waitForCapacityChange()
         }
+    }
+
+    /// Parks until a connection ends or becomes idle.
+    private func waitForCapacityChange() throws {
+        capacityChanged.clear()
+        acceptorWaits = true
+        defer { acceptorWaits = false }
+        _ = try capacityChanged.wait()
     }
 
     // MARK: Connection bookkeeping (called by HTTPConnection)
