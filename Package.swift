@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "SproutPatch", targets: ["SproutPatch"]),
         .executable(name: "sprout", targets: ["sprout"]),
         .executable(name: "sprout-bench", targets: ["sprout-bench"]),
+        .executable(name: "feed-service", targets: ["feed-service"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
@@ -116,6 +117,18 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The seed scenario's API service and its slow backend (see Examples/FeedService).
+        .executableTarget(
+            name: "feed-service",
+            dependencies: [
+                "Sprout",
+                "SproutHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/FeedService"
+        ),
         .target(name: "CEchoPeer", cSettings: [.define("_GNU_SOURCE")]),
         .executableTarget(
             name: "sprout-bench",
@@ -153,6 +166,13 @@ let package = Package(
         .testTarget(
             name: "SproutAsyncTests",
             dependencies: ["SproutAsync", "Sprout"]
+        ),
+        .testTarget(
+            name: "FeedServiceTests",
+            dependencies: [
+                "feed-service", "Sprout", "SproutHTTP", "SproutTestSupport",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
         ),
         .testTarget(
             name: "SproutHTTPTests",
