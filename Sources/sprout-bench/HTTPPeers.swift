@@ -165,13 +165,27 @@ struct HTTPPeers {
     func gevent() -> Result<HTTPServerUnderTest, BenchFailure> {
         let script = root + "/Benchmarks/peers/gevent_http.py"
         guard fileExists(script) else { return .failure(BenchFailure("\(script) not found")) }
+        switch geventPython() {
+        case .failure(let reason): return .failure(reason)
+        case .success(let (python, version)):
+            return .success(HTTPServerUnderTest(
+                name: "gevent", measuresMemory: false, summary: "gevent \(version) pywsgi, \(python)",
+                command: { port, _, _ in [python, script, String(port)] }))
+        }
+    }
+
+    /// The Python of the virtualenv .build-bench-venv/ ($BENCH_VENV wins) and gevent's version
+    /// there, after creating it and pip-installing gevent and `packages` where missing (unless
+    /// --skip-build).
+    func geventPython(packages: [String] = []) -> Result<(python: String, version: String), BenchFailure> {
         let venv = getenv("BENCH_VENV").map { String(cString: $0) } ?? root + "/.build-bench-venv"
         let python = venv + "/bin/python"
         let log = work + "/gevent-setup.log"
+        let imports = (["gevent"] + packages).joined(separator: ", ")
         func importsGevent() -> String? {
             guard isExecutable(python),
                   let status = try? runToCompletion(
-                      name: "python", [python, "-c", "import gevent; print(gevent.__version__)"],
+                      name: "python", [python, "-c", "import \(imports); print(gevent.__version__)"],
                       logPath: log, timeout: 60),
                   exitedNormally(status), exitStatusCode(status) == 0 else { return nil }
             return (readWholeFile(log) ?? "").split(separator: "\n").last.map(String.init)
@@ -179,24 +193,23 @@ struct HTTPPeers {
         func lastLine() -> String {
             (readWholeFile(log) ?? "").split(separator: "\n").last.map(String.init) ?? "(no output)"
         }
-        var version = importsGevent()
-        if version == nil {
-            guard !skipBuild else { return .failure(BenchFailure("gevent not installed in \(venv) and --skip-build given")) }
-            let system = getenv("PYTHON").map { String(cString: $0) } ?? "python3"
-            note("setting up \(venv) with gevent (pip install gevent)")
-            for (step, arguments) in [("python -m venv", [system, "-m", "venv", venv]),
-                                      ("pip install gevent", [venv + "/bin/python", "-m", "pip", "install",
-                                                              "--disable-pip-version-check", "--quiet", "gevent"])] {
-                let status = try? runToCompletion(name: step, arguments, logPath: log, timeout: 900)
-                guard let status, exitedNormally(status), exitStatusCode(status) == 0 else {
-                    return .failure(BenchFailure("gevent not available: \(step) failed: \(lastLine())"))
-                }
+        if let version = importsGevent() { return .success((python, version)) }
+        guard !skipBuild else { return .failure(BenchFailure("\(imports) not installed in \(venv) and --skip-build given")) }
+        let system = getenv("PYTHON").map { String(cString: $0) } ?? "python3"
+        note("setting up \(venv) with \(imports) (pip install)")
+        var steps: [(String, [String])] = []
+        if !isExecutable(python) { steps.append(("python -m venv", [system, "-m", "venv", venv])) }
+        steps.append(("pip install \(imports)", [python, "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+                                                  "gevent"] + packages))
+        for (step, arguments) in steps {
+            let status = try? runToCompletion(name: step, arguments, logPath: log, timeout: 900)
+            guard let status, exitedNormally(status), exitStatusCode(status) == 0 else {
+                return .failure(BenchFailure("gevent not available: \(step) failed: \(lastLine())"))
             }
-            version = importsGevent()
-            guard version != nil else { return .failure(BenchFailure("gevent not available: it does not import: \(lastLine())")) }
         }
-        return .success(HTTPServerUnderTest(
-            name: "gevent", measuresMemory: false, summary: "gevent \(version ?? "?") pywsgi, \(python)",
-            command: { port, _, _ in [python, script, String(port)] }))
+        guard let version = importsGevent() else {
+            return .failure(BenchFailure("gevent not available: it does not import: \(lastLine())"))
+        }
+        return .success((python, version))
     }
 }

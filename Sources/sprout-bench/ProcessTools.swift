@@ -339,10 +339,14 @@ func runToCompletion(name: String, _ arguments: [String], logPath: String, timeo
 
 // MARK: - /proc figures of a process group
 
-/// utime + stime (clock ticks) and VmRSS (bytes), summed over every process in group `pgid`.
+/// utime + stime (clock ticks), VmRSS and Pss (bytes), summed over every process in group `pgid`.
+///
+/// RSS counts a page shared by several processes (a pre-fork master's code and heap in every
+/// worker) once in each; Pss splits it between them, so a sum of Pss is what the group costs.
 struct GroupUsage {
     var cpuTicks: Int = 0
     var rssBytes: Int = 0
+    var pssBytes: Int = 0
     var processes: Int = 0
 
     static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -363,9 +367,21 @@ struct GroupUsage {
             guard fields.count > 12, Int32(fields[2]) == pgid, fields[0] != "Z" else { continue }
             usage.cpuTicks += (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
             usage.rssBytes += vmRSS(pid) ?? 0
+            usage.pssBytes += proportionalSetSize(pid) ?? 0
             usage.processes += 1
         }
         return usage
+    }
+
+    /// Pss of one process in bytes, from /proc/PID/smaps_rollup.
+    static func proportionalSetSize(_ pid: pid_t) -> Int? {
+        guard let rollup = readWholeFile("/proc/\(pid)/smaps_rollup") else { return nil }
+        for line in rollup.split(separator: "\n") where line.hasPrefix("Pss:") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard parts.count >= 2, let kib = Int(parts[1]) else { return nil }
+            return kib * 1024
+        }
+        return nil
     }
 
     /// VmRSS of one process in bytes, from /proc/PID/status.
@@ -446,7 +462,13 @@ func connectLoopback(port: Int, timeout: Double = 5) -> Int32? {
 /// Sends `GET / HTTP/1.1` on a connected blocking socket and reads one whole response
 /// (Content-Length or chunked body). Returns the status code and the body, or throws.
 func httpGetRoot(_ fd: Int32) throws -> (status: Int, body: String) {
-    var request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    try httpExchange(fd, method: "GET", target: "/")
+}
+
+/// Sends `method target HTTP/1.1` (no body) on a connected blocking socket and reads one whole
+/// response (Content-Length or chunked body). Returns the status code and the body, or throws.
+func httpExchange(_ fd: Int32, method: String, target: String) throws -> (status: Int, body: String) {
+    var request = "\(method) \(target) HTTP/1.1\r\nHost: x\r\n\(method == "GET" ? "" : "Content-Length: 0\r\n")\r\n"
     try request.withUTF8 { buffer in
         var offset = 0
         while offset < buffer.count {
