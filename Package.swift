@@ -127,7 +127,8 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Examples/FeedService"
+            path: "Examples/FeedService",
+            exclude: ["README.md"]
         ),
         .target(name: "CEchoPeer", cSettings: [.define("_GNU_SOURCE")]),
         .executableTarget(

@@ -3,8 +3,9 @@ import Glibc
 /// The SVG chart `sprout-bench seed` writes: each model's per-second p50 (solid) and p99
 /// (dashed) latency through the spike run, on a logarithmic axis, the spike shaded.
 ///
-/// Seconds in which no request of a model completed have no point (its line breaks there);
-/// requests that failed are counted in the tables, not drawn.
+/// Seconds in which no request of a model completed have no point (its line breaks there, and
+/// a lone second is a dot: solid p50, hollow p99); requests that failed are counted in the
+/// tables, not drawn.
 struct SeedChart {
     let results: [SeedResult]
     let spike: (Int, Int)
@@ -71,6 +72,12 @@ struct SeedChart {
             let points = result.timeline.filter { $0.requests > 0 && Double($0.second) < Double(seconds) }
             for (values, dash) in [(points.map { ($0.second, $0.p50) }, ""), (points.map { ($0.second, $0.p99) }, " stroke-dasharray=\"5 4\"")] {
                 for segment in segments(values) {
+                    if segment.count == 1, let only = segment.first {
+                        // A lone second (its neighbours had no completed request): a dot.
+                        let fill = dash.isEmpty ? colour : "white"
+                        parts.append("<circle cx=\(q(x(Double(only.0) + 0.5))) cy=\(q(y(only.1))) r=\"3.5\" fill=\"\(fill)\" stroke=\"\(colour)\" stroke-width=\"2\"/>")
+                        continue
+                    }
                     let path = segment.map { "\(q0(x(Double($0.0) + 0.5))),\(q0(y($0.1)))" }.joined(separator: " ")
                     parts.append("<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\"\(dash)/>")
                 }

@@ -94,8 +94,11 @@ extension HTTPSuites {
                     }
                     let head = try load(["-c", "2", "-d", "1", "-X", "HEAD", "http://127.0.0.1:\(port)/length"])
                     #expect(head.number("requests") > 20 && head.number("errors", "total") == 0, "\(head.text)")
-                    let big = try load(["-c", "2", "-d", "1", "http://127.0.0.1:\(port)/length"])
+                    // Two hubs (threads) of two connections each, their figures merged.
+                    let big = try load(["-t", "2", "-c", "4", "-d", "1", "http://127.0.0.1:\(port)/length"])
+                    #expect(big.number("threads") == 2 && big.number("requests") > 20)
                     #expect(big.number("bytes_read") >= big.number("requests") * 40_000)
+                    #expect(big.number("status_codes", "200") == big.number("requests"))
                 }
             }
             // Raw servers: chunk extensions and trailers, close-delimited bodies, garbage.
