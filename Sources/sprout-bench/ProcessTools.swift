@@ -374,20 +374,15 @@ struct GroupUsage {
     }
 
     /// Pss of one process in bytes, from /proc/PID/smaps_rollup.
-    static func proportionalSetSize(_ pid: pid_t) -> Int? {
-        guard let rollup = readWholeFile("/proc/\(pid)/smaps_rollup") else { return nil }
-        for line in rollup.split(separator: "\n") where line.hasPrefix("Pss:") {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard parts.count >= 2, let kib = Int(parts[1]) else { return nil }
-            return kib * 1024
-        }
-        return nil
-    }
+    static func proportionalSetSize(_ pid: pid_t) -> Int? { kibField("Pss:", in: "/proc/\(pid)/smaps_rollup") }
 
     /// VmRSS of one process in bytes, from /proc/PID/status.
-    static func vmRSS(_ pid: pid_t) -> Int? {
-        guard let status = readWholeFile("/proc/\(pid)/status") else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+    static func vmRSS(_ pid: pid_t) -> Int? { kibField("VmRSS:", in: "/proc/\(pid)/status") }
+
+    /// The bytes of the first `name  N kB` line of a /proc file.
+    private static func kibField(_ name: String, in path: String) -> Int? {
+        guard let text = readWholeFile(path) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(name) {
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
             guard parts.count >= 2, let kib = Int(parts[1]) else { return nil }
             return kib * 1024
