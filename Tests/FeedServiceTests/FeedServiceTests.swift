@@ -6,8 +6,8 @@ import SproutTestSupport
 import Testing
 
 /// The example API service of Examples/FeedService, run as the processes users run, against
-/// its backend.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+/// its backend. It opens hundreds of sockets: never while a socket-counting suite counts.
+@Suite(.serialized, .timeLimit(.minutes(3)), .countsSockets)
 struct FeedServiceTests {
     @Test func fansOutInParallelWhileTheSyncModelWaitsForEachCall() async throws {
         try await GreenThread.run {
