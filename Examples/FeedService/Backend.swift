@@ -102,18 +102,26 @@ struct RunBackend: ParsableCommand {
         router.get("/control") { _ in .json(behaviour.json) }
         router.put("/control") { request in
             let query = request.query
-            if let text = query["latency_ms"] {
-                guard let value = Int(text), (0...600_000).contains(value) else { throw HTTPError(.badRequest, message: "latency_ms") }
-                behaviour.latency = value
+            // Every parameter checked before any is applied: a 400 changes nothing.
+            func milliseconds(_ name: String) throws -> Int? {
+                guard let text = query[name] else { return nil }
+                guard let value = Int(text), (0...600_000).contains(value) else {
+                    throw HTTPError(.badRequest, message: "\(name) must be 0...600000 milliseconds")
+                }
+                return value
             }
+            let latency = try milliseconds("latency_ms")
+            let slowLatency = try milliseconds("slow_ms")
+            var slowFraction: Double?
             if let text = query["slow"] {
-                guard let value = Double(text), (0...1).contains(value) else { throw HTTPError(.badRequest, message: "slow") }
-                behaviour.slowFraction = value
+                guard let value = Double(text), (0...1).contains(value) else {
+                    throw HTTPError(.badRequest, message: "slow must be a fraction in 0...1")
+                }
+                slowFraction = value
             }
-            if let text = query["slow_ms"] {
-                guard let value = Int(text), (0...600_000).contains(value) else { throw HTTPError(.badRequest, message: "slow_ms") }
-                behaviour.slowLatency = value
-            }
+            if let latency { behaviour.latency = latency }
+            if let slowLatency { behaviour.slowLatency = slowLatency }
+            if let slowFraction { behaviour.slowFraction = slowFraction }
             return .json(behaviour.json)
         }
         return router

@@ -52,7 +52,7 @@ struct LoadGenBench: ParsableCommand {
             let wrkLog = work + "/wrk-\(round).log"
             let wrkCPU = try timedChild(["taskset", "-c", "1", wrk, "-t1", "-c\(connections)", "-d\(duration)s", url], log: wrkLog)
             guard let line = (readWholeFile(wrkLog) ?? "").split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
-                  let rps = Double(line.dropFirst("Requests/sec:".count).trimmingSpaces()) else {
+                  let rps = Double(line.dropFirst("Requests/sec:".count).trimmingSpaces()), rps > 0 else {
                 throw BenchFailure("wrk printed no rate: \(readWholeFile(wrkLog) ?? "")")
             }
             wrkRuns.append((rps, wrkCPU / (rps * Double(duration))))

@@ -1,5 +1,5 @@
 /// Just enough JSON to read what `sprout load --json` prints: objects, arrays, numbers,
-/// strings (simple escapes), true/false/null.
+/// strings (escapes; a `\u` surrogate pair is not joined and fails), true/false/null.
 indirect enum JSONValue {
     case object([String: JSONValue])
     case array([JSONValue])
@@ -109,6 +109,8 @@ indirect enum JSONValue {
                     case UInt8(ascii: "n"): out.append(10)
                     case UInt8(ascii: "t"): out.append(9)
                     case UInt8(ascii: "r"): out.append(13)
+                    case UInt8(ascii: "b"): out.append(8)
+                    case UInt8(ascii: "f"): out.append(12)
                     case UInt8(ascii: "u"):
                         guard index + 4 <= bytes.count,
                               let code = UInt32(String(decoding: bytes[index..<(index + 4)], as: UTF8.self), radix: 16),

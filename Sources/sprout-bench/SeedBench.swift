@@ -18,7 +18,7 @@ struct SeedBench: ParsableCommand {
             timeout (10 s), reset, status >= 400), and the memory of all the service's processes, sampled near \
             the end of the run (steady) or of the spike: rss_mb sums VmRSS, pss_mb sums Pss (RSS counts the \
             pages a pre-fork master shares with its workers once per worker; Pss splits them). Spike rows \
-            describe the requests meant to start inside the spike.
+            describe the requests started inside the spike.
 
             Writes an SVG chart of each model's per-second p50 and p99 through the spike run (--chart). Needs \
             taskset; sprout and feed-service next to sprout-bench (`swift build -c release`); gevent and urllib3 \
@@ -148,7 +148,7 @@ struct SeedBench: ParsableCommand {
         if !spike.isEmpty {
             let svg = SeedChart(results: spike, spike: (spikePhase, 2 * spikePhase), seconds: 3 * spikePhase,
                                 title: "Latency through a backend spike (10% of calls take 2 s in seconds \(spikePhase)-\(2 * spikePhase))",
-                                subtitle: "GET /feed/<user>: \(calls) backend calls of \(latencyMs) ms; \(connections) connections; per-second p50 (solid) and p99 (dashed) of requests by intended start")
+                                subtitle: "GET /feed/<user>: \(calls) backend calls of \(latencyMs) ms; \(connections) connections; per-second p50 (solid) and p99 (dashed) of the requests started in each second")
                 .svg()
             try writeWholeFile(chart, svg)
             note("wrote \(chart)")
@@ -211,6 +211,14 @@ struct SeedRunner {
         let load = try ChildProcess(name: "sprout load", arguments: arguments + [url], logPath: log)
         let started = monotonicSeconds()
         func at(_ second: Double) { sleepSeconds(max(0, started + second - monotonicSeconds())) }
+        var finished = false
+        defer {
+            // Whatever failed, the next model must find the backend fast and no load running.
+            if !finished {
+                load.stop()
+                if spike != nil { try? setBackendSlow(0) }
+            }
+        }
         var usage = GroupUsage()
         if let spike {
             at(Double(spike.0))
@@ -224,9 +232,9 @@ struct SeedRunner {
             usage = GroupUsage.of(group: service.pid)
         }
         guard load.wait(timeout: Double(seconds) + 60) else {
-            load.stop()
             throw BenchFailure("sprout load did not finish: \(load.log)")
         }
+        finished = true
         guard let line = load.log.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
               let report = JSONValue.parse(String(line)) else {
             throw BenchFailure("sprout load printed no report: \(load.log)")

@@ -64,7 +64,7 @@ struct SeedChart {
         }
         parts.append("<line x1=\(q(left)) x2=\(q(width - right)) y1=\(q(height - bottom)) y2=\(q(height - bottom)) stroke=\"#444\"/>")
         parts.append("<line x1=\(q(left)) x2=\(q(left)) y1=\(q(top)) y2=\(q(height - bottom)) stroke=\"#444\"/>")
-        parts.append(text(left + (width - left - right) / 2, height - 12, "seconds into the run (by intended start)", size: 12, anchor: "middle"))
+        parts.append(text(left + (width - left - right) / 2, height - 12, "seconds into the run (requests by the second they started in)", size: 12, anchor: "middle"))
         // One model a colour: p50 solid, p99 dashed.
         for (index, result) in results.enumerated() {
             let colour = Self.colours[index % Self.colours.count]

@@ -8,7 +8,7 @@ struct SeedResult {
     var errors: Int
     var rssMB: Double
     var pssMB: Double
-    /// Per second of the run: requests, errors, p50 and p99 (ms) of the requests meant to start in it.
+    /// Per second of the run: requests, errors, p50 and p99 (ms) of the requests started in it.
     var timeline: [(second: Int, requests: Int, errors: Int, p50: Double, p99: Double)]
 
     /// Reads a `sprout load --json` report: the whole run's figures, or (`window`) those of its
@@ -56,7 +56,7 @@ struct SeedResult {
                         + pad(format(result.rssMB), 9) + format(result.pssMB)
                 }
         }
-        return (["steady"] + rows(steady) + ["", "spike (requests meant to start during it)"] + rows(spike))
+        return (["steady"] + rows(steady) + ["", "spike (requests started during it)"] + rows(spike))
             .joined(separator: "\n")
     }
 

@@ -15,10 +15,12 @@ struct Load: ParsableCommand {
 
             Prints requests/s, errors by kind (connect, timeout, reset, status >= 400, protocol) and latency \
             percentiles from an HdrHistogram (3 significant digits), with a live line when stdout is a \
-            terminal; --json prints one object instead. Requests still in flight when the duration ends are \
-            not counted, as in wrk. --timeout is per operation: a request fails as "timeout" when no byte \
-            can be sent or arrives for that long (default 10 s, wrk's is 2 s). Exits 1 when no request \
-            succeeded.
+            terminal; --json prints one object instead. Requests still in flight when the duration ends \
+            (and, with --rate, start times no connection was free to take) are reported as unfinished, not \
+            in the percentiles. --timeout is per operation: a request fails as "timeout" when no byte can be \
+            sent or arrives for that long, as "connect" when no connection is made within it (default 10 s; \
+            wrk's is 2 s). A kept-alive connection that the server closed while idle is reopened and the \
+            request sent again once, without an error. Exits 1 when no response arrived at all.
             """)
 
     @Argument(help: "The URL (http://host[:port][/path][?query]).")
@@ -68,9 +70,10 @@ struct Load: ParsableCommand {
             throw ValidationError("-d '\(duration)': expected seconds (10, 10s, 2m) up to a day")
         }
         if let rate { guard rate > 0, rate <= 10_000_000 else { throw ValidationError("--rate must be in (0, 10000000]") } }
-        guard timeout > 0, timeout <= 86_400 else { throw ValidationError("--timeout must be in (0, 86400]") }
+        guard timeout >= 0.001, timeout <= 86_400 else { throw ValidationError("--timeout must be in 0.001...86400 seconds") }
+        if timeline && !json { throw ValidationError("--timeline goes with --json") }
         if body != nil && bodyFile != nil { throw ValidationError("--body and --body-file cannot both be given") }
-        if let window { guard let range = Self.window(window), range.from < range.to, range.from <= Int(seconds.rounded(.up)) else {
+        if let window { guard let range = Self.window(window), range.from < range.to, range.from < Int(seconds.rounded(.up)) else {
             throw ValidationError("--window '\(window)': expected FROM:TO whole seconds within the run, FROM < TO")
         } }
     }
@@ -117,7 +120,7 @@ struct Load: ParsableCommand {
         let interactive = !json && isatty(STDOUT_FILENO) == 1
         let progress = interactive ? LoadProgress() : nil
         let keepsTimeline = timeline || window != nil
-        let timeoutDuration = Duration.milliseconds(Int64(timeout * 1000))
+        let timeoutDuration = Duration.microseconds(Int64(timeout * 1_000_000))
         let (threads, rate, connections) = (self.threads, self.rate, self.connections)
         let shares = (0..<threads).map { connections / threads + ($0 < connections % threads ? 1 : 0) }
         let start = loadClockNanoseconds() + 1_000_000  // every hub starts its schedule at the same instant
@@ -129,6 +132,7 @@ struct Load: ParsableCommand {
                     try GreenThread.run {
                         try LoadRun(target: target, connections: shares[hub], timeout: timeoutDuration, start: start,
                                     duration: seconds, rate: rate.map { $0 / Double(threads) },
+                                    scheduleOffset: rate.map { Double(hub) * 1e9 / $0 } ?? 0,
                                     keepsTimeline: keepsTimeline, progress: progress).run()
                     }
                 })

@@ -3,7 +3,8 @@ import Histogram
 /// The figures a `sprout load` run prints: a report for people, or one JSON object.
 ///
 /// JSON fields: `url`, `connections`, `threads`, `duration_s`, `rate` (null in closed loop),
-/// `requests` (responses of any status), `rps`, `bytes_read`, `errors` (`connect`, `timeout`,
+/// `requests` (responses of any status), `rps`, `bytes_read`, `unfinished` (cut short by the
+/// end: in flight, or with a rate never started because no connection was free), `errors` (`connect`, `timeout`,
 /// `reset`, `status`, `protocol`, `total`), `status_codes`, `latency_ms` (`p50`, `p90`,
 /// `p99`, `p99_9`, `max`, `mean`); `window` (`from_s`, `to_s`, `requests`, `rps`, `errors`,
 /// `p50_ms`, `p90_ms`, `p99_ms`, `max_ms`) with `--window`; and `timeline` (one entry a
@@ -24,7 +25,8 @@ struct LoadReport {
     func text() -> String {
         let mode = rate.map { "fixed rate \(format($0)) req/s" } ?? "closed loop"
         var lines = ["sprout load \(url): \(format(seconds)) s, \(connections) connections, \(threads) thread\(threads == 1 ? "" : "s"), \(mode)"]
-        lines.append("  requests   \(statistics.responses) (\(format(rps)) req/s), \(format(Double(statistics.bytesRead) / 1_048_576)) MiB read")
+        lines.append("  requests   \(statistics.responses) (\(format(rps)) req/s), \(format(Double(statistics.bytesRead) / 1_048_576)) MiB read, "
+                     + "\(statistics.unfinished) unfinished at the end")
         let errors = LoadErrorKind.allCases.map { "\($0.name) \(statistics.errors[$0.rawValue])" }.joined(separator: ", ")
         lines.append("  errors     \(statistics.errorCount) (\(errors))")
         let codes = statistics.statusCounts.keys.sorted().map { "\($0): \(statistics.statusCounts[$0]!)" }.joined(separator: ", ")
@@ -45,6 +47,7 @@ struct LoadReport {
             "\"url\":\(jsonString(url))", "\"connections\":\(connections)", "\"threads\":\(threads)",
             "\"duration_s\":\(format(seconds))", "\"rate\":\(rate.map(format) ?? "null")",
             "\"requests\":\(statistics.responses)", "\"rps\":\(format(rps))", "\"bytes_read\":\(statistics.bytesRead)",
+            "\"unfinished\":\(statistics.unfinished)",
         ]
         let errors = LoadErrorKind.allCases.map { "\"\($0.name)\":\(statistics.errors[$0.rawValue])" } + ["\"total\":\(statistics.errorCount)"]
         fields.append("\"errors\":{\(errors.joined(separator: ","))}")

@@ -19,7 +19,7 @@ struct LoadResponseFramer {
     private enum Stage {
         case head
         case fixedBody(remaining: Int)
-        case chunkSize(value: Int, digits: Int, inExtension: Bool)
+        case chunkSize(value: Int, digits: Int, phase: ChunkLinePhase)
         case chunkData(remaining: Int)
         case chunkDataEnd(seenCR: Bool)
         case trailers(lineLength: Int)
@@ -28,6 +28,12 @@ struct LoadResponseFramer {
 
     /// The longest head accepted (a larger one is ``Progress/malformed(_:)``).
     static let maxHeadSize = 64 * 1024
+
+    /// Where a chunk-size line is: in its hex digits, in the blanks after them, in an
+    /// extension (after `;`, skipped), or past its CR (only LF may follow).
+    private enum ChunkLinePhase {
+        case digits, blanks, chunkExtension, carriageReturn
+    }
 
     private var stage = Stage.head
     private var head: [UInt8] = []
@@ -77,7 +83,7 @@ struct LoadResponseFramer {
                 index += used
                 if used == remaining { return .complete(status: status, closes: closes, consumed: index) }
                 stage = .fixedBody(remaining: remaining - used)
-            case .chunkSize(var value, var digits, var inExtension):
+            case .chunkSize(var value, var digits, var phase):
                 let byte = bytes[index]
                 index += 1
                 if byte == UInt8(ascii: "\n") {
@@ -85,17 +91,23 @@ struct LoadResponseFramer {
                     stage = value == 0 ? .trailers(lineLength: 0) : .chunkData(remaining: value)
                     continue
                 }
-                if byte == UInt8(ascii: "\r") || inExtension { stage = .chunkSize(value: value, digits: digits, inExtension: inExtension); continue }
-                if byte == UInt8(ascii: ";") || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
-                    inExtension = true
-                } else if let digit = Self.hexValue(byte) {
+                if phase == .carriageReturn { return .malformed("a CR inside a chunk-size line") }
+                if byte == UInt8(ascii: "\r") {
+                    phase = .carriageReturn
+                } else if phase == .chunkExtension {
+                    // skipped
+                } else if byte == UInt8(ascii: ";") {
+                    phase = .chunkExtension
+                } else if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
+                    phase = .blanks
+                } else if phase == .digits, let digit = Self.hexValue(byte) {
                     guard digits < 15 else { return .malformed("a chunk size too large") }
                     value = value << 4 | digit
                     digits += 1
                 } else {
                     return .malformed("a bad chunk size")
                 }
-                stage = .chunkSize(value: value, digits: digits, inExtension: inExtension)
+                stage = .chunkSize(value: value, digits: digits, phase: phase)
             case .chunkData(let remaining):
                 let used = min(remaining, count - index)
                 index += used
@@ -106,7 +118,7 @@ struct LoadResponseFramer {
                 if byte == UInt8(ascii: "\r") && !seenCR {
                     stage = .chunkDataEnd(seenCR: true)
                 } else if byte == UInt8(ascii: "\n") {
-                    stage = .chunkSize(value: 0, digits: 0, inExtension: false)
+                    stage = .chunkSize(value: 0, digits: 0, phase: .digits)
                 } else {
                     return .malformed("chunk data longer than its size")
                 }
@@ -141,6 +153,12 @@ struct LoadResponseFramer {
         let used = end - (head.count - (bytes.count - start))
         head.removeSubrange(end...)
         if let failure = parseHead() { return (.malformed(failure), used) }
+        if (100..<200).contains(status) {
+            // An interim response (100 Continue, 103 Early Hints): the final one follows.
+            guard status != 101 else { return (.malformed("a protocol switch (101)"), used) }
+            reset()
+            return (nil, used)
+        }
         switch stage {
         case .fixedBody(let remaining) where remaining == 0:
             return (.complete(status: status, closes: closes, consumed: start + used), used)
@@ -167,6 +185,7 @@ struct LoadResponseFramer {
         closes = head[7] == UInt8(ascii: "0")  // HTTP/1.0 closes unless it says keep-alive
         var contentLength: Int?
         var chunked = false
+        var sawTransferEncoding = false
         var lineStart = head.firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? head.count
         while lineStart < head.count {
             var lineEnd = lineStart
@@ -179,11 +198,18 @@ struct LoadResponseFramer {
                 while valueStart < valueEnd && (head[valueStart] == 32 || head[valueStart] == 9) { valueStart += 1 }
                 let value = head[valueStart..<valueEnd]
                 if Self.equalsIgnoringCase(name, "content-length") {
-                    guard let length = Self.decimal(value) else { return "a bad Content-Length" }
-                    if let contentLength, contentLength != length { return "conflicting Content-Length fields" }
-                    contentLength = length
+                    // A list of equal values ("5, 5") is one length (RFC 9110 §8.6).
+                    for item in value.split(separator: UInt8(ascii: ",")) {
+                        guard let length = Self.decimal(Self.trimmed(item)) else { return "a bad Content-Length" }
+                        if let contentLength, contentLength != length { return "conflicting Content-Length values" }
+                        contentLength = length
+                    }
                 } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
-                    chunked = Self.containsIgnoringCase(value, "chunked")
+                    // Chunked frames the body only as the last coding of the last field; a
+                    // body coded otherwise runs to the end of the stream.
+                    let last = value.split(separator: UInt8(ascii: ",")).last.map(Self.trimmed) ?? []
+                    chunked = Self.equalsIgnoringCase(last, "chunked")
+                    sawTransferEncoding = true
                 } else if Self.equalsIgnoringCase(name, "connection") {
                     if Self.containsIgnoringCase(value, "close") { closes = true }
                     if Self.containsIgnoringCase(value, "keep-alive") { closes = false }
@@ -194,7 +220,10 @@ struct LoadResponseFramer {
         if expectsNoBody || code == 204 || code == 304 || (100..<200).contains(code) {
             stage = .fixedBody(remaining: 0)
         } else if chunked {
-            stage = .chunkSize(value: 0, digits: 0, inExtension: false)
+            stage = .chunkSize(value: 0, digits: 0, phase: .digits)
+        } else if sawTransferEncoding {
+            closes = true
+            stage = .untilClose
         } else if let contentLength {
             stage = .fixedBody(remaining: contentLength)
         } else {
@@ -217,6 +246,13 @@ struct LoadResponseFramer {
             i += 1
         }
         return nil
+    }
+
+    private static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var slice = bytes
+        while let first = slice.first, first == 32 || first == 9 { slice.removeFirst() }
+        while let last = slice.last, last == 32 || last == 9 { slice.removeLast() }
+        return slice
     }
 
     private static func hexValue(_ byte: UInt8) -> Int? {

@@ -2,9 +2,9 @@ import Histogram
 
 /// The ways a `sprout load` request fails, as its report counts them.
 enum LoadErrorKind: Int, CaseIterable, Sendable {
-    /// No connection could be made.
+    /// No connection could be made (refused, unreachable, or not within `--timeout`).
     case connect
-    /// No byte arrived (or could be sent) for `--timeout` seconds.
+    /// On a connection: no byte arrived (or could be sent) for `--timeout` seconds.
     case timeout
     /// The server reset or closed the connection before the response ended.
     case reset
@@ -40,9 +40,10 @@ struct LoadInterval: Sendable {
 /// Everything one hub's connections measured; hubs' statistics are merged at the end.
 ///
 /// Latencies are in microseconds. In closed-loop mode a request's latency runs from the moment
-/// it was sent; with `--rate` from the moment the schedule meant it to start, so that time
+/// its connection was free to start it (including the connect, when the last response closed
+/// the connection); with `--rate` from the moment the schedule meant it to start, so that time
 /// spent queued behind a stalled server counts (no coordinated omission). A request belongs to
-/// the second of the run in which it was meant to start.
+/// the second of the run in which it started (or was meant to).
 struct LoadStatistics: Sendable {
     /// Every response's latency, whatever its status.
     var latency = LoadStatistics.makeHistogram(digits: .three)
@@ -50,6 +51,9 @@ struct LoadStatistics: Sendable {
     var bytesRead = 0
     var errors = [Int](repeating: 0, count: LoadErrorKind.allCases.count)
     var statusCounts: [Int: Int] = [:]
+    /// Requests the end of the run cut short: in flight then, and with a rate the start times
+    /// that no connection was free to take.
+    var unfinished = 0
     /// One interval per second of the run, when a timeline or a window was asked for.
     var seconds: [LoadInterval] = []
     let keepsTimeline: Bool
@@ -94,6 +98,7 @@ struct LoadStatistics: Sendable {
         latency.add(other.latency)
         responses += other.responses
         bytesRead += other.bytesRead
+        unfinished += other.unfinished
         for kind in LoadErrorKind.allCases { errors[kind.rawValue] += other.errors[kind.rawValue] }
         for (status, count) in other.statusCounts { statusCounts[status, default: 0] += count }
         if keepsTimeline {

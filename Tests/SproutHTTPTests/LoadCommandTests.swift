@@ -72,6 +72,8 @@ extension HTTPSuites {
                     #expect(rateP90 > closedP99, "fixed rate p90 \(rateP90) ms, closed loop p99 \(closedP99) ms")
                     #expect(closed.number("latency_ms", "max") >= 400, "the closed loop still saw the stall in its max")
                     #expect(closed.number("requests") > 10 * 20)
+                    #expect(rate.number("requests") + rate.number("unfinished") >= 598,
+                            "every scheduled start is either a response or unfinished: \(rate.text)")
                 }
             }
         }
@@ -118,6 +120,22 @@ extension HTTPSuites {
                             } else if head.hasPrefix("GET /until-close") {
                                 try connection.sendAll("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nthe body ends with the stream")
                                 return
+                            } else if head.hasPrefix("GET /continue") {
+                                try connection.sendAll("HTTP/1.1 100 Continue\r\n\r\n")
+                                try sleep(for: .milliseconds(1))
+                                try connection.sendAll("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            } else if head.hasPrefix("GET /extra") {
+                                try connection.sendAll("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n")
+                            } else if head.hasPrefix("GET /gzip-then-chunked") {
+                                try connection.sendAll("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nraw bytes to the end")
+                                return
+                            } else if head.hasPrefix("GET /forgets-to-say-close") {
+                                // Closes after every response without saying so: the next request on
+                                // the kept-alive connection finds it closed and goes again on a new one.
+                                try connection.sendAll("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                                return
+                            } else if head.hasPrefix("GET /bad-chunk") {
+                                try connection.sendAll("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1 0\r\nx\r\n0\r\n\r\n")
                             } else if head.hasPrefix("GET /garbage") {
                                 try connection.sendAll("HELLO THERE\r\n\r\n")
                             } else if head.hasPrefix("GET /unavailable") {
@@ -137,6 +155,21 @@ extension HTTPSuites {
                 #expect(trailers.number("requests") > 20 && trailers.number("errors", "total") == 0, "\(trailers.text)")
                 let untilClose = try load(["-c", "2", "-d", "1", base + "/until-close"])
                 #expect(untilClose.number("requests") > 20 && untilClose.number("errors", "total") == 0, "\(untilClose.text)")
+
+                // Interim 100 responses are skipped; the final one is what counts.
+                let interim = try load(["-c", "2", "-d", "1", base + "/continue"])
+                #expect(interim.number("requests") > 20 && interim.number("errors", "total") == 0, "\(interim.text)")
+                #expect(interim.number("status_codes", "200") == interim.number("requests"))
+                #expect(!interim.text.contains("\"100\""))
+                let gzip = try load(["-c", "2", "-d", "1", base + "/gzip-then-chunked"])
+                #expect(gzip.number("requests") > 20 && gzip.number("errors", "total") == 0, "\(gzip.text)")
+                let forgetful = try load(["-c", "2", "-d", "1", base + "/forgets-to-say-close"])
+                #expect(forgetful.number("requests") > 20 && forgetful.number("errors", "total") == 0, "\(forgetful.text)")
+                // Bytes past a response answer nothing that was asked: the connection is dropped.
+                let extra = try load(["-c", "2", "-d", "1", base + "/extra"], expectingSuccess: false)
+                #expect(extra.number("errors", "protocol") > 0 && extra.number("requests") == 0)
+                let badChunk = try load(["-c", "2", "-d", "1", base + "/bad-chunk"], expectingSuccess: false)
+                #expect(badChunk.number("errors", "protocol") > 0 && badChunk.number("requests") == 0)
 
                 let garbage = try load(["-c", "2", "-d", "1", base + "/garbage"], expectingSuccess: false)
                 #expect(garbage.number("errors", "protocol") > 0 && garbage.number("requests") == 0)
@@ -165,6 +198,7 @@ extension HTTPSuites {
                 for arguments in [["https://127.0.0.1/"], ["ftp://x/"], ["-c", "0", "http://127.0.0.1/"],
                                   ["-d", "soon", "http://127.0.0.1/"], ["-H", "no colon", "http://127.0.0.1/"],
                                   ["--rate", "-1", "http://127.0.0.1/"], ["--window", "5:2", "http://127.0.0.1/"],
+                                  ["--window", "1:3", "http://127.0.0.1/"], ["--timeline", "http://127.0.0.1/"],
                                   ["http://no-such-host.invalid/"]] {
                     let result = try runCommand([sprout, "load", "-d", "1"] + arguments)
                     #expect(result.status != 0, "\(arguments) was accepted")
