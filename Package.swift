@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "SproutHTTP", targets: ["SproutHTTP"]),
         .library(name: "SproutTLS", targets: ["SproutTLS"]),
         .library(name: "SproutAsync", targets: ["SproutAsync"]),
+        .library(name: "SproutLifecycle", targets: ["SproutLifecycle"]),
         .library(name: "SproutRedis", targets: ["SproutRedis"]),
         .library(name: "SproutMemcached", targets: ["SproutMemcached"]),
         // The same hooks for LD_PRELOAD: scripts/build-patch-preload (plain C, no Swift runtime).
@@ -15,6 +16,7 @@ let package = Package(
         .executable(name: "sprout", targets: ["sprout"]),
         .executable(name: "sprout-bench", targets: ["sprout-bench"]),
         .executable(name: "feed-service", targets: ["feed-service"]),
+        .executable(name: "service-group-demo", targets: ["service-group-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
@@ -22,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -40,6 +45,7 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
@@ -72,6 +78,7 @@ let package = Package(
                 "CZlib",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
@@ -106,6 +113,16 @@ let package = Package(
             dependencies: ["Sprout", .product(name: "DequeModule", package: "swift-collections")],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
+        // Sprout servers as swift-service-lifecycle services (layer 3).
+        .target(
+            name: "SproutLifecycle",
+            dependencies: [
+                "Sprout", "SproutHTTP",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
         .executableTarget(
             name: "sprout",
             dependencies: [
@@ -115,6 +132,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // The seed scenario's API service and its slow backend (see Examples/FeedService).
@@ -128,6 +147,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/FeedService",
+            exclude: ["README.md"]
+        ),
+        // A Sprout HTTP server and an async service in one ServiceGroup (see Examples/ServiceGroupDemo).
+        .executableTarget(
+            name: "service-group-demo",
+            dependencies: [
+                "Sprout", "SproutHTTP", "SproutAsync", "SproutLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/ServiceGroupDemo",
             exclude: ["README.md"]
         ),
         .target(name: "CEchoPeer", cSettings: [.define("_GNU_SOURCE")]),
@@ -169,6 +199,14 @@ let package = Package(
             dependencies: ["SproutAsync", "Sprout"]
         ),
         .testTarget(
+            name: "SproutLifecycleTests",
+            dependencies: [
+                "SproutLifecycle", "service-group-demo", "Sprout", "SproutHTTP", "SproutTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "FeedServiceTests",
             dependencies: [
                 "feed-service", "Sprout", "SproutHTTP", "SproutTestSupport",
@@ -181,6 +219,8 @@ let package = Package(
                 "SproutHTTP", "Sprout", "SproutTLS", "sprout", "SproutTestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             exclude: ["Peers"]
         ),

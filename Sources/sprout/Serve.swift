@@ -20,7 +20,10 @@ struct Serve: ParsableCommand {
             With --workers N (default: one per CPU) a master binds the port and supervises N worker processes: \
             SIGHUP replaces them gracefully, SIGTTIN/SIGTTOU add or remove one, SIGQUIT stops at once, \
             a worker that dies is replaced and one whose hub stops turning for --worker-timeout is killed. \
-            --workers 0 serves in this one process.
+            --workers 0 serves in this one process. \
+            --metrics-port N serves Prometheus metrics (requests by method, route and status, durations, \
+            connections, bytes, greenlets, loop lag, blocked-hub episodes) at GET /metrics on a listener of its own; \
+            with workers, worker i serves them on N + i, labelled worker="i".
             """)
 
     @Option(help: "Address to bind.")
@@ -65,6 +68,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds a worker's hub may go without turning before the master kills and replaces it (0: never).")
     var workerTimeout: Double = 30
 
+    @Option(help: "Serve Prometheus metrics at GET /metrics on this port (worker i of --workers on port + i).")
+    var metricsPort: Int?
+
+    @Option(help: "Address the metrics listener binds.")
+    var metricsHost = "127.0.0.1"
+
     @Flag(help: "Each hub binds its own SO_REUSEPORT listener (the kernel spreads connections by address hash) instead of all sharing the master's.")
     var reusePort = false
 
@@ -81,6 +90,15 @@ struct Serve: ParsableCommand {
             throw ValidationError("--workers must be in 0...\(Supervisor.maxWorkers)")
         }
         guard (1...31).contains(threads) else { throw ValidationError("--threads must be in 1...31") }
+        if let metricsPort {
+            let last = metricsPort == 0 ? 0 : metricsPort + max(workers, 1) - 1
+            guard (0...65535).contains(metricsPort), last <= 65535 else {
+                throw ValidationError("--metrics-port must be in 0...65535, and leave room for one port per worker")
+            }
+            guard metricsPort == 0 || port == 0 || !(metricsPort...last).contains(port) else {
+                throw ValidationError("--metrics-port must not be the application's --port: metrics have a listener of their own")
+            }
+        }
         guard workerTimeout == 0 || (0.01...86_400).contains(workerTimeout) else {
             throw ValidationError("--worker-timeout must be 0 (never) or 0.01...86400 seconds")
         }
@@ -97,6 +115,8 @@ struct Serve: ParsableCommand {
             handler.logLevel = .info
             return handler
         }
+        // Before any worker forks: each inherits the backend with an empty registry of its own.
+        if metricsPort != nil { MetricsEndpoint.bootstrap() }
         if let tls = configuration.tls {
             // Checked once here, so that a bad certificate stops us before any worker starts.
             do { _ = try TLSContext(configuration: tls) } catch let error as TLSError { throw ValidationError("\(error)") }
@@ -194,8 +214,24 @@ struct Serve: ParsableCommand {
     }
 
     private func serve(on listener: Socket, hub: Int, worker: Worker?) throws {
+        var configuration = configuration
+        let dimensions = worker.map { [("worker", "\($0.index)")] } ?? []
+        configuration.metricsDimensions = dimensions
         let server = HTTPServer(configuration: configuration, listener: listener, responder: DemoApp.router())
         try server.start()
+        var metricsServer: HTTPServer?
+        if let metricsPort, hub == 0 {
+            let port = metricsPort == 0 ? 0 : metricsPort + (worker?.index ?? 0)
+            let endpoint = try MetricsEndpoint.start(host: metricsHost, port: port)
+            print("sprout serve: metrics on http://\(metricsHost):\(endpoint.port)/metrics")
+            fflush(nil)
+            metricsServer = endpoint
+        }
+        let sampler = metricsPort == nil ? nil : RuntimeMetrics.startSampling(dimensions: dimensions)
+        defer {
+            sampler?.kill()
+            metricsServer?.stop(timeout: .seconds(1))
+        }
         let stop = { [drain] in
             stopRequested.store(true, ordering: .sequentiallyConsistent)
             server.stop(timeout: drain)

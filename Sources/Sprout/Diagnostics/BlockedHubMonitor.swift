@@ -211,6 +211,7 @@ public enum BlockedHubMonitor {
             "greenlet_id": "\(report.greenletID)",
             "blocked_ms": "\(blockedFor / 1_000_000)",
         ])
+        RuntimeMetrics.recordBlockedHubEpisode(hubNumber: hubNumber)
         settings.onReport?(report)
     }
 }

@@ -33,6 +33,10 @@ public final class ThreadPool: Sendable {
     /// Jobs queued and not yet taken (read without the lock by a spinning worker).
     private let queued = Atomic<Int>(0)
 
+    /// Jobs waiting for a free thread now: a pool that is too small shows as a queue that
+    /// does not drain. A snapshot, for metrics and diagnostics.
+    public var queuedJobCount: Int { max(0, queued.load(ordering: .relaxed)) }
+
     /// Creates a pool of at most `size` threads.
     /// - Precondition: `size >= 1`.
     public init(size: Int) {

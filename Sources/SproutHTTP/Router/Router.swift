@@ -126,7 +126,10 @@ public final class Router: HTTPResponder {
     ///   route.
     public func respond(to request: Request) throws -> Response {
         let method = request.method
-        guard request.isKnownMethod else { throw HTTPError(.notImplemented) }
+        guard request.isKnownMethod else {
+            if request.body.connection.server.metrics != nil { request.body.connection.routeLabel = "unmatched" }
+            throw HTTPError(.notImplemented)
+        }
         let path = request.path
         var parameters = RouteParameters()
         var found = staticEntries[path]
@@ -139,10 +142,17 @@ public final class Router: HTTPResponder {
                 parameters = RouteParameters()
             }
         }
-        guard let entry = found else { throw HTTPError(.notFound) }
+        let connection = request.body.connection
+        let labelsRoute = connection.server.metrics != nil
+        guard let entry = found else {
+            if labelsRoute { connection.routeLabel = "unmatched" }
+            throw HTTPError(.notFound)
+        }
         guard let route = entry.route(for: method) else {
+            if labelsRoute { connection.routeLabel = "unmatched" }
             throw HTTPError(.methodNotAllowed, headerFields: [.allow: entry.allowed])
         }
+        if labelsRoute { connection.routeLabel = entry.pattern.text }
         if let maxBodySize = route.maxBodySize { request.body.limit = maxBodySize }
         if let length = request.body.expectedLength, length > request.body.limit {
             throw HTTPError.closing(.contentTooLarge)

@@ -36,6 +36,16 @@ final class HTTPConnection {
     @exclusivity(unchecked) var isEvicted = false
     @exclusivity(unchecked) private var drainWoken = false
 
+    // Metrics (read only when the server records them).
+    /// The route pattern the router matched for the request being served (its metrics label).
+    @exclusivity(unchecked) var routeLabel: String?
+    /// Body bytes received straight into a handler's buffer, bypassing `input`.
+    @exclusivity(unchecked) private var directlyReceived = 0
+    /// Response bytes (heads and bodies) written so far.
+    @exclusivity(unchecked) var sentTotal = 0
+    @exclusivity(unchecked) private var reportedReceived = 0
+    @exclusivity(unchecked) private var reportedSent = 0
+
     init(socket: Socket, peer: SocketAddress, server: HTTPServer) {
         transport = NetworkStream(socket: socket)
         // A client that sends urgent data only delays its own connection (up to its timeouts).
@@ -50,6 +60,7 @@ final class HTTPConnection {
     /// Serves requests until the connection ends; never throws but `GreenletExit`.
     func run() throws {
         defer {
+            if server.metrics != nil { reportBytes() }
             input.release(to: pool)
             server.connectionEnded(self)
             transport.close()
@@ -226,7 +237,8 @@ final class HTTPConnection {
     /// Never inlined: its large frame must not sit under the idle wait's parked frames.
     @inline(never)
     private func handleRequest(headLength: Int) throws -> Bool {
-        let started = configuration.accessLog ? ContinuousClock.now : nil
+        let metrics = server.metrics
+        let started = configuration.accessLog || metrics != nil ? ContinuousClock.now : nil
         do {
             try RequestHeadParser.parse(UnsafeRawBufferPointer(rebasing: input.readable[..<headLength]), into: &head,
                                         limits: configuration.headLimits)
@@ -267,9 +279,17 @@ final class HTTPConnection {
         if keepAlive && !body.isComplete && !body.discardRemainder(maxBytes: configuration.maxDiscardedBodyBytes) {
             keepAlive = false
         }
+        if metrics != nil { routeLabel = routeLabel ?? "other" }
         let written = try ResponseWriter.write(response, on: self, isHead: method == .head, minorVersion: minorVersion,
                                                keepAlive: &keepAlive)
-        if let started {
+        if let metrics, let started {
+            let elapsed = (ContinuousClock.now - started).nanoseconds
+            metrics.recordRequest(method: method == nil ? "_OTHER" : httpRequest.method.rawValue, route: routeLabel!,
+                                  status: response.status.code, nanoseconds: elapsed)
+            routeLabel = nil
+            reportBytes()
+        }
+        if configuration.accessLog, let started {
             let micros = (ContinuousClock.now - started).nanoseconds / 1000
             server.logger.info("\(httpRequest.method) \(httpRequest.path ?? "") \(response.status.code) \(written)B \(micros)us",
                                metadata: ["peer": "\(peer)"])
@@ -306,7 +326,9 @@ final class HTTPConnection {
         }
         transport.timeout = configuration.bodyReadTimeout
         do {
-            return try transport.recv(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted]))
+            let count = try transport.recv(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted]))
+            directlyReceived &+= count
+            return count
         } catch let error as SystemError where error.errno == ETIMEDOUT {
             throw HTTPError.closing(.requestTimeout, message: "request body not received in time")
         }
@@ -330,6 +352,20 @@ final class HTTPConnection {
         try transport.sendAll("HTTP/1.1 100 Continue\r\n\r\n")
     }
 
+    /// Adds the bytes received and sent since the last report to the server's counters.
+    private func reportBytes() {
+        guard let metrics = server.metrics else { return }
+        let received = input.receivedTotal &+ directlyReceived
+        if received != reportedReceived {
+            metrics.receivedBytes.increment(by: received &- reportedReceived)
+            reportedReceived = received
+        }
+        if sentTotal != reportedSent {
+            metrics.sentBytes.increment(by: sentTotal &- reportedSent)
+            reportedSent = sentTotal
+        }
+    }
+
     // MARK: Errors and closing
 
     /// Answers a request that cannot be served (parse errors, limits, timeouts), then closes.
@@ -340,6 +376,8 @@ final class HTTPConnection {
         let status = HTTPResponse.Status(code: statusCode)
         _ = try? ResponseWriter.write(HTTPError(status).response, on: self, isHead: false, minorVersion: 1,
                                       keepAlive: &keepAlive)
+        // Not timed: the request's start is not known when its head never parsed.
+        server.metrics?.recordRequest(method: "_INVALID", route: "rejected", status: statusCode, nanoseconds: 0)
         lingeringClose()
     }
 

@@ -71,6 +71,14 @@ public final class HTTPServer {
         /// it false for a strict limit: accepting then waits until a connection ends, and a
         /// connection waiting for its first request is never closed for a newcomer.
         public var evictsIdleConnections = true
+        /// Records swift-metrics (requests by method, route and status, their durations, open
+        /// and idle connections, bytes in and out; see the "Serving HTTP" article) when a
+        /// metrics backend has been bootstrapped before ``HTTPServer/start()``. With no backend
+        /// nothing is recorded and nothing is paid. Set false for a server that should not
+        /// count itself, such as the one serving a metrics endpoint.
+        public var recordsMetrics = true
+        /// Dimensions added to every metric this server records (`[("worker", "3")]`).
+        public var metricsDimensions: [(String, String)] = []
 
         /// A configuration with the documented defaults: port 8080, 10,000 connections,
         /// header timeout 10 s, idle 10 s, body read 30 s, write 30 s, 2 MiB bodies.
@@ -112,6 +120,8 @@ public final class HTTPServer {
     let dateCache = DateCache()
     /// Made from ``Configuration/tls`` by ``start()``.
     private(set) var tlsContext: TLSContext?
+    /// Made by ``start()`` when a metrics backend is bootstrapped.
+    private(set) var metrics: HTTPServerMetrics?
     @exclusivity(unchecked) private var state = State.created
     private var listener: Socket?
     private var providedListener: Socket?
@@ -176,6 +186,7 @@ public final class HTTPServer {
     public func start() throws {
         guard state == .created else { throw ServerError.alreadyStarted }
         if let tls = configuration.tls { tlsContext = try TLSContext(configuration: tls) }
+        metrics = HTTPServerMetrics.makeIfBootstrapped(configuration: configuration)
         _ = try? raiseOpenFileLimit()
         let listener = try providedListener
             ?? Socket.listen(host: configuration.host, port: configuration.port, backlog: configuration.backlog,
@@ -267,6 +278,7 @@ public final class HTTPServer {
     private func startConnection(_ socket: Socket, peer: SocketAddress) {
         openCount += 1
         if openCount > peakOpenCount { peakOpenCount = openCount }
+        metrics?.recordOpenConnections(openCount)
         let connection = HTTPConnection(socket: socket, peer: peer, server: self)
         let greenlet = spawn(name: "http connection", stackSize: configuration.connectionStackSize) {
             try connection.run()
@@ -275,6 +287,7 @@ public final class HTTPServer {
             logger.error("cannot start a connection handler", metadata: ["error": "\(greenlet.error.map { "\($0)" } ?? "?")"])
             socket.close()
             openCount -= 1
+            metrics?.recordOpenConnections(openCount)
             return
         }
         connection.greenlet = greenlet
@@ -306,6 +319,7 @@ public final class HTTPServer {
                 removeIdle(victim)
                 victim.isEvicted = true
                 openCount -= 1
+                metrics?.recordOpenConnections(openCount)
                 victim.socket.close()
                 continue
             }
@@ -325,7 +339,10 @@ public final class HTTPServer {
 
     func connectionEnded(_ connection: HTTPConnection) {
         removeIdle(connection)
-        if !connection.isEvicted { openCount -= 1 }
+        if !connection.isEvicted {
+            openCount -= 1
+            metrics?.recordOpenConnections(openCount)
+        }
         // After a spike of connections has ended, glibc keeps their freed objects' pages;
         // hand them back once (malloc_trim releases whole free pages anywhere in the heap).
         if peakOpenCount >= 1024 && openCount <= peakOpenCount / 8 {
@@ -344,6 +361,7 @@ public final class HTTPServer {
         if let idleNewest { idleNewest.idleNext = connection } else { idleOldest = connection }
         idleNewest = connection
         idleConnectionCount += 1
+        metrics?.recordIdleConnections(idleConnectionCount)
         if acceptorWaits { capacityChanged.set() }
     }
 
@@ -359,5 +377,6 @@ public final class HTTPServer {
         connection.idlePrevious = nil
         connection.idleNext = nil
         idleConnectionCount -= 1
+        metrics?.recordIdleConnections(idleConnectionCount)
     }
 }

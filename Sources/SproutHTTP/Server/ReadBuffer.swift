@@ -78,7 +78,13 @@ struct ReadBuffer {
 
     /// Records `n` bytes received into the space ``receiveSpace(limit:pool:)`` returned.
     @inline(__always)
-    mutating func didReceive(_ n: Int) { end += n }
+    mutating func didReceive(_ n: Int) {
+        end += n
+        receivedTotal &+= n
+    }
+
+    /// Bytes received into this buffer over the connection's life (for metrics).
+    private(set) var receivedTotal = 0
 
     /// Moves a large buffer's unread bytes back into a pooled one when they fit, so that one
     /// large head does not pin 64 KiB for the connection's life.

@@ -72,25 +72,33 @@ enum ResponseWriter {
             out.append("Connection: keep-alive\r\n")
         }
         out.append("\r\n")
+        let headCount = out.count
 
         guard sendsBody else {
             try socket.sendAll(out.bytes)
+            connection.sentTotal &+= headCount
             return 0
         }
         switch response.body {
         case .empty:
             try socket.sendAll(out.bytes)
+            connection.sentTotal &+= headCount
             return 0
         case .bytes(let bytes):
             try bytes.withUnsafeBytes { try sendHeadAndBody(&out, $0, socket) }
+            connection.sentTotal &+= headCount &+ bytes.count
             return bytes.count
         case .string(var text):
             try text.withUTF8 { try sendHeadAndBody(&out, UnsafeRawBufferPointer($0), socket) }
+            connection.sentTotal &+= headCount &+ (length ?? 0)
             return length ?? 0
         case .stream(_, let produce):
             let writer = ResponseBodyWriter(socket: socket, head: out, chunked: chunked, declaredLength: length)
             ownsOut = false  // the writer owns the head's buffer now
-            defer { writer.releaseBuffer(to: connection.pool) }
+            defer {
+                writer.releaseBuffer(to: connection.pool)
+                connection.sentTotal &+= (writer.headSent ? headCount : 0) &+ writer.bytesWritten
+            }
             do {
                 try produce(writer)
                 try writer.finish()
