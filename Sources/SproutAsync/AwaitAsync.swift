@@ -1,4 +1,4 @@
-import Sprout
+public import Sprout
 
 /// Runs `body` as a Swift concurrency task and parks only the calling greenlet until it
 /// finishes: the way from green code into async libraries (postgres-nio, async-http-client).
@@ -34,13 +34,10 @@ import Sprout
 /// - Throws: What `body` threw, unchanged; `GreenletExit` or `Timeout` if the greenlet was
 ///   interrupted while waiting; ``HubError`` from the hub's loop (a callback cannot wait).
 /// - Note: A switch point.
+@inlinable  // specialized in the caller: no generic metadata looked up per call
 public func awaitAsync<T: Sendable>(priority: TaskPriority? = nil, taskLocals: [TaskLocalBinding] = [],
                                     _ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let hub = Hub.current
-    let outcome = AsyncResult<T>()
-    let expected = hub.expectPost()
-    let delivery = Delivery(outcome: outcome, expected: expected)
-    let inbox = hub.inboxHandle
+    let reply = ThreadResult<T>()
     let task = Task(executorPreference: BridgeExecutor.shared, priority: priority) {
         let result: Result<T, any Error>
         do {
@@ -52,37 +49,14 @@ public func awaitAsync<T: Sendable>(priority: TaskPriority? = nil, taskLocals: [
         } catch {
             result = .failure(error)
         }
-        // If the hub has ended meanwhile (its thread exited), there is nobody to tell.
-        _ = inbox.post { delivery.deliver(result) }
+        reply.send(result)
     }
     do {
-        _ = try outcome.wait()
+        return try reply.wait()
     } catch {
-        task.cancel()
+        // Interrupted while waiting (or the body's own error): cancelling a finished task is harmless.
+        if !reply.isReady { task.cancel() }
         throw error
-    }
-    return try outcome.get()
-}
-
-/// Hands a task's result to the greenlet waiting for it. Created and used on the hub's
-/// thread only: the task merely carries it to the hub's inbox and back, so it is marked
-/// `Sendable` by hand.
-private final class Delivery<T>: @unchecked Sendable {
-    private let outcome: AsyncResult<T>
-    private let expected: ExpectedPost
-
-    init(outcome: AsyncResult<T>, expected: ExpectedPost) {
-        self.outcome = outcome
-        self.expected = expected
-    }
-
-    /// Runs on the hub's thread, as posted work.
-    func deliver(_ result: Result<T, any Error>) {
-        expected.fulfill()
-        switch result {
-        case .success(let value): outcome.set(value)
-        case .failure(let error): outcome.fail(error)
-        }
     }
 }
 
@@ -96,6 +70,7 @@ public struct TaskLocalBinding: Sendable {
     }
 
     /// Runs `body` inside every binding, the first outermost.
+    @usableFromInline
     static func run<T: Sendable>(_ bindings: [TaskLocalBinding], _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         @Sendable func nest(_ index: Int) async throws -> any Sendable {
             if index == bindings.count { return try await body() }

@@ -15,6 +15,9 @@ struct HTTPBench: ParsableCommand {
             time per request (utime + stime of its process group from /proc, over wrk's request count), \
             and wrk's errors (socket errors plus non-2xx responses).
 
+            sprout_metrics is sprout serve --metrics-port 0: every request counted and timed into swift-prometheus \
+            (rows rps_metrics_*, cpu_per_req_metrics_*, beside sprout without metrics).
+
             Then the same wrk runs for sprout with --workers 1 (on CPU 0), --workers 2 and --threads 2 (on CPUs \
             0 and 1), beside nginx with 1 and 2 worker processes (rows rps_w1_*, rps_w2_*, rps_t2_*, with their \
             cpu_per_req and errors): with 2 cores, wrk competes with the second worker, so CPU per request is \
@@ -41,14 +44,15 @@ struct HTTPBench: ParsableCommand {
     @Option(help: "Idle keep-alive connections for idle_conn_rss.")
     var idleConnections = 10_000
 
-    @Option(help: "Only these servers, comma-separated (sprout, nginx, hummingbird, gevent, sprout_w1, sprout_w2, sprout_t2, nginx_w2).")
+    @Option(help: "Only these servers, comma-separated (sprout, nginx, hummingbird, gevent, sprout_w1, sprout_w2, sprout_t2, nginx_w2, sprout_metrics).")
     var only: String?
 
     func validate() throws {
         guard duration >= 1 else { throw ValidationError("--duration must be at least 1") }
         guard idleConnections >= 1 else { throw ValidationError("--idle-connections must be at least 1") }
         if let only {
-            let known: Set = ["sprout", "nginx", "hummingbird", "gevent", "sprout_w1", "sprout_w2", "sprout_t2", "nginx_w2"]
+            let known: Set = ["sprout", "nginx", "hummingbird", "gevent", "sprout_w1", "sprout_w2", "sprout_t2", "nginx_w2",
+                              "sprout_metrics"]
             for name in only.split(separator: ",") where !known.contains(String(name)) {
                 throw ValidationError("--only: unknown server \(name)")
             }
@@ -93,6 +97,8 @@ struct HTTPBench: ParsableCommand {
             ("sprout_w2", { peers.sprout(name: "sprout_w2", processArguments: ["--workers", "2"], cpus: both) }),
             ("sprout_t2", { peers.sprout(name: "sprout_t2", processArguments: ["--workers", "0", "--threads", "2"], cpus: both) }),
             ("nginx_w2", { peers.nginx(name: "nginx_w2", workers: 2, cpus: both) }),
+            // The same single process recording swift-metrics into Prometheus (its endpoint on a port of its own).
+            ("sprout_metrics", { peers.sprout(name: "sprout_metrics", processArguments: ["--workers", "0", "--metrics-port", "0"]) }),
         ]
         if let wanted { candidates.removeAll { !wanted.contains($0.0) } }
 
@@ -168,6 +174,13 @@ struct HTTPBench: ParsableCommand {
                 row("rps_\(tag)_c\(load)", "req/s", sprout: server, peers: peers) { $0.loads[load]?.requestsPerSecond }
                 row("cpu_per_req_\(tag)_c\(load)_us", "us/req", sprout: server, peers: peers) { $0.loads[load]?.cpuMicrosecondsPerRequest }
                 row("errors_\(tag)_c\(load)", "count", sprout: server, peers: peers) { $0.loads[load].map { Double($0.errors) } }
+            }
+        }
+        // swift-metrics on (Prometheus backend, every request counted and timed) beside off.
+        for load in loads {
+            row("rps_metrics_c\(load)", "req/s", sprout: "sprout_metrics", peers: ["sprout"]) { $0.loads[load]?.requestsPerSecond }
+            row("cpu_per_req_metrics_c\(load)_us", "us/req", sprout: "sprout_metrics", peers: ["sprout"]) {
+                $0.loads[load]?.cpuMicrosecondsPerRequest
             }
         }
         row("idle_conn_rss", "bytes/conn") { $0.memory?.idleBytesPerConnection }

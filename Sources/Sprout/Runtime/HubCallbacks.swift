@@ -66,8 +66,6 @@ extension Hub {
     public var inboxHandle: HubInbox { inbox }
 
     func drainInbox() {
-        for work in inbox.drain() {
-            callbacks.append(work)
-        }
+        inbox.drain { callbacks.append($0) }
     }
 }

@@ -77,20 +77,14 @@ public final class ThreadPool: Sendable {
         guard let hub = Hub.existing ?? Hub.currentUnlessInTask else {
             return try runBlockingThread(work)
         }
-        let waiter = hub.current!
-        if waiter === hub.hubGreenlet { throw HubError.blockingInHub("ThreadPool.run") }
-        let call = PoolCall(work: work, hub: hub, waiter: waiter)
-        try submit { call.execute() }
-        hub.expectedPosts += 1
+        if hub.current === hub.hubGreenlet { throw HubError.blockingInHub("ThreadPool.run") }
+        let call = PoolCall(work: work)
         do {
-            while call.outcome == nil {
-                _ = try hub.park(on: "ThreadPool.run", deadline: nil)
-            }
+            try submit { call.execute() }
         } catch {
-            call.isAbandoned = true
-            throw error
+            call.send(.failure(error))  // no thread could start: the error settles what is owed
         }
-        return try call.outcome!.get()
+        return try call.wait()
     }
 
     private func runBlockingThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> T {
@@ -218,34 +212,16 @@ public final class ThreadPool: Sendable {
     }
 }
 
-/// One `ThreadPool.run` from a greenlet: the work, its outcome, and who waits for it.
-/// Written by the pool thread before the post, read by the hub after it (ordered by the
-/// inbox's lock).
-private final class PoolCall<T: Sendable>: @unchecked Sendable {
+/// One `ThreadPool.run` from a greenlet: the work and the result its greenlet waits for.
+private final class PoolCall<T: Sendable>: ThreadResult<T>, @unchecked Sendable {
     let work: @Sendable () throws -> T
-    let hub: Hub
-    let waiter: AnyGreenlet
-    var outcome: Result<T, any Error>?
-    var result: Result<T, any Error>?
-    /// Set on the hub's thread when the waiter stopped waiting (killed, timed out).
-    var isAbandoned = false
 
-    init(work: @escaping @Sendable () throws -> T, hub: Hub, waiter: AnyGreenlet) {
+    init(work: @escaping @Sendable () throws -> T) {
         self.work = work
-        self.hub = hub
-        self.waiter = waiter
     }
 
-    /// On a pool thread: runs the work and posts the result back to the hub.
+    /// On a pool thread: runs the work and sends the result back to the hub.
     func execute() {
-        result = Result { try work() }
-        hub.inboxHandle.post { self.deliver() }
-    }
-
-    /// On the hub's thread.
-    private func deliver() {
-        hub.expectedPosts -= 1
-        outcome = result
-        if !isAbandoned { hub.wake(waiter) }
+        send(Result { try work() })
     }
 }
