@@ -19,7 +19,7 @@ import Testing
     }
 
     @Test func aValueAndAnErrorCrossFromAnotherThreadWhileTheHubServesOthers() async throws {
-        try await GreenThread.run {
+        try await GreenThread.run { () throws in
             let ticks = spawn { () throws -> Int in
                 var count = 0
                 for _ in 0..<5 { try sleep(for: .milliseconds(5)); count += 1 }
@@ -39,7 +39,7 @@ import Testing
     }
 
     @Test func aReplyThatCameBeforeTheWaitIsReturnedAtOnce() async throws {
-        try await GreenThread.run {
+        try await GreenThread.run { () throws in
             let early = ThreadResult<String>()
             let thread = Self.onThread(after: 0) { early.send(.success("early")) }
             pthread_join(thread, nil)
@@ -50,9 +50,14 @@ import Testing
     }
 
     @Test func aKilledWaiterStopsAtOnceAndTheLateReplyIsDropped() async throws {
-        try await GreenThread.run {
-            let reply = ThreadResult<Int>()
-            let waiter = spawn { try reply.wait() }
+        try await GreenThread.run { () throws in
+            let made = AsyncResult<ThreadResult<Int>>()
+            let waiter = spawn { () throws -> Int in
+                let reply = ThreadResult<Int>()   // made by the greenlet that waits
+                made.set(reply)
+                return try reply.wait()
+            }
+            let reply = try made.get()
             try sleep(for: .milliseconds(5))
             waiter.kill()
             #expect(waiter.error is GreenletExit)
@@ -68,7 +73,7 @@ import Testing
     }
 
     @Test func waitingFromTheHubsLoopThrowsInsteadOfBlocking() async throws {
-        try await GreenThread.run {
+        try await GreenThread.run { () throws in
             let thrown = Event()
             let outcome = AsyncResult<Bool>()
             Hub.current.callSoon {
