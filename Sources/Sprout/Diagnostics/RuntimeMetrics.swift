@@ -29,7 +29,9 @@ public enum RuntimeMetrics {
     ///
     /// - Parameters:
     ///   - interval: Time between samples.
-    ///   - dimensions: Added to every metric the sampler records (`[("worker", "2")]`).
+    ///   - dimensions: Added to every metric the sampler records (`[("worker", "2")]`); use
+    ///     the same names on every hub of the process (swift-prometheus stops the process when
+    ///     `sprout_thread_pool_queued_jobs` has series both with and without labels).
     /// - Returns: The sampler's greenlet, or nil (and nothing started) when no metrics backend
     ///   has been bootstrapped.
     /// - Precondition: `interval` is positive.

@@ -77,7 +77,9 @@ public final class HTTPServer {
         /// nothing is recorded and nothing is paid. Set false for a server that should not
         /// count itself, such as the one serving a metrics endpoint.
         public var recordsMetrics = true
-        /// Dimensions added to every metric this server records (`[("worker", "3")]`).
+        /// Dimensions added to every metric this server records (`[("worker", "3")]`). Give
+        /// every server of a process the same dimension names: swift-prometheus stops the
+        /// process when one metric has series both with and without labels.
         public var metricsDimensions: [(String, String)] = []
 
         /// A configuration with the documented defaults: port 8080, 10,000 connections,
