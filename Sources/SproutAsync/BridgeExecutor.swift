@@ -1,6 +1,5 @@
 import DequeModule
 import Sprout
-import Synchronization
 
 /// The task executor that ``awaitAsync(priority:taskLocals:_:)`` prefers for its tasks: jobs
 /// run on a small ``ThreadPool`` of its own, whose idle worker spins briefly before sleeping,
@@ -19,7 +18,7 @@ final class BridgeExecutor: TaskExecutor {
     /// Two threads: the bridge's jobs are short (the task's synchronous slices); blocking
     /// work belongs in ``ThreadPool/shared``.
     private let pool = ThreadPool(size: 2)
-    private let jobs = Mutex<Deque<UnownedJob>>(Deque(minimumCapacity: 64))
+    private let jobs = ThreadLock<Deque<UnownedJob>>(Deque(minimumCapacity: 64))
     private static let runOne: @Sendable () -> Void = { BridgeExecutor.shared.runNext() }
 
     @usableFromInline

@@ -1,6 +1,5 @@
 import DequeModule
 import Sprout
-import Synchronization
 
 /// A long-lived green thread that async code hands blocking-style work to, many times,
 /// without starting a thread each time (the async `GreenThread.run` starts one per call): the
@@ -19,7 +18,7 @@ public final class GreenExecutor: Sendable {
     private let inbox: HubInbox
     private let loop: UncheckedSendable<ExecutorLoop>
     private let slots: AsyncSlots
-    private let stopped = Mutex(false)
+    private let stopped = ThreadLock(false)
     private let ended: Task<Void, any Error>
 
     private init(inbox: HubInbox, loop: UncheckedSendable<ExecutorLoop>, slots: AsyncSlots, ended: Task<Void, any Error>) {
@@ -122,7 +121,7 @@ struct UncheckedSendable<Value>: @unchecked Sendable {
 
 /// One value handed from a thread to a waiting task.
 private final class AsyncHandoff<Value: Sendable>: Sendable {
-    private let state = Mutex<(result: Result<Value, any Error>?, waiter: CheckedContinuation<Value, any Error>?)>((nil, nil))
+    private let state = ThreadLock<(result: Result<Value, any Error>?, waiter: CheckedContinuation<Value, any Error>?)>((nil, nil))
 
     func deliver(_ value: Value) { finish(.success(value)) }
     func fail(_ error: any Error) { finish(.failure(error)) }
@@ -151,9 +150,9 @@ private final class AsyncHandoff<Value: Sendable>: Sendable {
 
 /// A counting semaphore for tasks: ``acquire()`` suspends while none is free.
 private final class AsyncSlots: Sendable {
-    private let state: Mutex<(free: Int, waiters: Deque<CheckedContinuation<Void, Never>>)>
+    private let state: ThreadLock<(free: Int, waiters: Deque<CheckedContinuation<Void, Never>>)>
 
-    init(_ count: Int) { state = Mutex((count, [])) }
+    init(_ count: Int) { state = ThreadLock((count, [])) }
 
     func acquire() async {
         await withCheckedContinuation { continuation in

@@ -2,7 +2,6 @@ public import Logging
 public import ServiceLifecycle
 public import SproutHTTP
 import Sprout
-import Synchronization
 
 /// A Sprout HTTP server as a swift-service-lifecycle `Service`: it runs beside async services
 /// (postgres-nio's `PostgresClient`, an OpenTelemetry exporter) in one `ServiceGroup`, and the
@@ -34,7 +33,7 @@ public final class HTTPServerService: Service, Sendable {
     public let drainTimeout: Duration
     private let logger: Logger
     private let makeResponder: @Sendable () -> any HTTPResponder
-    private let listening = Mutex<ListeningState>(ListeningState())
+    private let listening = ThreadLock<ListeningState>(ListeningState())
 
     private struct ListeningState {
         var port: Int?
@@ -146,7 +145,7 @@ private final class StopControl: Sendable {
         var requested: Duration?
     }
 
-    private let state = Mutex<State>(State())
+    private let state = ThreadLock<State>(State())
 
     /// Called on the server's hub once it serves; stops at once if a stop came first.
     func started(_ server: ServerReference, inbox: HubInbox) {

@@ -6,12 +6,13 @@ import Glibc
 /// Used instead of `Synchronization.Mutex` because ThreadSanitizer intercepts pthread
 /// mutexes but cannot see inside `Mutex`'s uninstrumented futex code, and reports every access
 /// it guards as a race: with this lock, `swift test --sanitize=thread` checks Sprout's
-/// cross-thread code for real.
-final class ThreadLock<Value>: @unchecked Sendable {
+/// cross-thread code for real. Visible to the package's other modules (SproutAsync,
+/// SproutLifecycle) for the same reason.
+package final class ThreadLock<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value
 
-    init(_ value: Value) {
+    package init(_ value: Value) {
         self.value = value
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -33,7 +34,7 @@ final class ThreadLock<Value>: @unchecked Sendable {
     }
 
     /// Runs `body` with exclusive access to the value.
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+    package func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)
