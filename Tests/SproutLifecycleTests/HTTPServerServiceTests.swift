@@ -12,13 +12,18 @@ import Testing
 /// when triggered in process and from SIGTERM to the example's process.
 @Suite(.serialized, .timeLimit(.minutes(2)), .countsSockets)
 struct HTTPServerServiceTests {
-    /// A server whose `GET /slow` counts its arrivals and answers after `milliseconds`.
-    static func service(slowMilliseconds: Int, arrived: Arrivals, drain: Duration = .seconds(5)) -> HTTPServerService {
+    /// A server whose `GET /slow` counts its arrivals and answers after `slowMilliseconds`, or,
+    /// when that is nil, once the test releases it.
+    static func service(slowMilliseconds: Int?, arrived: Arrivals, drain: Duration = .seconds(5)) -> HTTPServerService {
         HTTPServerService(configuration: .init(port: 0), drainTimeout: drain) {
             let router = Router()
             router.get("/slow") { _ in
                 arrived.increment()
-                try sleep(for: .milliseconds(slowMilliseconds))
+                if let slowMilliseconds {
+                    try sleep(for: .milliseconds(slowMilliseconds))
+                } else {
+                    while !arrived.isReleased { try sleep(for: .milliseconds(5)) }
+                }
                 return .text("done")
             }
             router.get("/") { _ in .text("hello") }
@@ -28,7 +33,9 @@ struct HTTPServerServiceTests {
 
     @Test func gracefulShutdownDrainsInFlightRequestsAndEndsRun() async throws {
         let arrived = Arrivals()
-        let http = Self.service(slowMilliseconds: 600, arrived: arrived)
+        // The request stays in flight until the server is seen draining, however slow the
+        // machine: then it must be answered, with `Connection: close`.
+        let http = Self.service(slowMilliseconds: nil, arrived: arrived)
         let group = ServiceGroup(configuration: .init(services: [.init(service: http)], logger: Logger(label: "test")))
         let running = Task { try await group.run() }
         let port = try await http.listeningPort()
@@ -45,21 +52,31 @@ struct HTTPServerServiceTests {
         try await waitUntil { arrived.value == 1 }
         let shutdownAt = ContinuousClock.now
         await group.triggerGracefulShutdown()
+        // Draining: the listener is closed, so a new client is refused.
+        try await waitUntilRefused(port)
+        arrived.release()
         let (status, connection, text) = try await slow.value
         #expect(status == 200 && text == "done", "the request in flight finished")
         #expect(connection == "close", "and was told the connection closes")
         try await running.value
-        #expect(ContinuousClock.now - shutdownAt < .seconds(4), "run() returned once the request was done")
+        #expect(ContinuousClock.now - shutdownAt < .seconds(10), "run() returned once the request was done")
+    }
 
-        // The listener is closed: a new client is refused.
-        let refused = try await GreenThread.run { () -> Bool in
-            do {
-                let socket = try Socket.connect(host: "127.0.0.1", port: port, timeout: .seconds(1))
-                socket.close()
-                return false
-            } catch { return true }
+    /// Waits (up to 10 s) until connecting to `port` is refused.
+    func waitUntilRefused(_ port: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let refused = try await GreenThread.run { () -> Bool in
+                do {
+                    let socket = try Socket.connect(host: "127.0.0.1", port: port, timeout: .seconds(1))
+                    socket.close()
+                    return false
+                } catch { return true }
+            }
+            if refused { return }
+            guard ContinuousClock.now < deadline else { throw TestSupportError(description: "port \(port) still accepts") }
+            try await Task.sleep(for: .milliseconds(10))
         }
-        #expect(refused)
     }
 
     @Test func shutdownBeforeListeningStillStopsAndCancellationStopsAtOnce() async throws {
@@ -126,11 +143,12 @@ struct HTTPServerServiceTests {
                 let ticks = Int(try client.get(url + "/ticks").text.filter(\.isNumber)) ?? -1
                 #expect(ticks > 0, "the async ticker runs beside the server and the handler reads it through awaitAsync")
 
-                let slow = spawn { try client.get(url + "/slow?ms=800") }
-                try sleep(for: .milliseconds(300))
+                // In flight well before the signal, and long after it.
+                let slow = spawn { try client.get(url + "/slow?ms=2500") }
+                try sleep(for: .milliseconds(800))
                 kill(child.pid, SIGTERM)
                 let response = try slow.get()
-                #expect(response.status == .ok && response.text == "slept 800 ms\n", "the request in flight at SIGTERM finished")
+                #expect(response.status == .ok && response.text == "slept 2500 ms\n", "the request in flight at SIGTERM finished")
                 let exit = try child.waitForExit(timeout: .seconds(10))
                 #expect(exit == 0, "the group stopped cleanly (status \(String(describing: exit)))")
                 #expect(try child.readToEnd(timeout: .seconds(2)).contains("stopped"))
@@ -151,6 +169,9 @@ func waitUntil(_ condition: () -> Bool) async throws {
 /// A count shared between a handler's thread and the test.
 final class Arrivals: Sendable {
     private let count = Atomic<Int>(0)
+    private let released = Atomic<Bool>(false)
     func increment() { count.add(1, ordering: .relaxed) }
     var value: Int { count.load(ordering: .relaxed) }
+    func release() { released.store(true, ordering: .relaxed) }
+    var isReleased: Bool { released.load(ordering: .relaxed) }
 }
