@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -11,6 +11,11 @@ let package = Package(
         .library(name: "SproutLifecycle", targets: ["SproutLifecycle"]),
         .library(name: "SproutRedis", targets: ["SproutRedis"]),
         .library(name: "SproutMemcached", targets: ["SproutMemcached"]),
+        // Thrift: the runtime of `thrift --gen swift` code (which imports it as Thrift), green
+        // transports, ThriftServer and pooled clients; the plugin compiles .thrift files.
+        .library(name: "SproutThrift", targets: ["SproutThrift"]),
+        .library(name: "Thrift", targets: ["Thrift"]),
+        .plugin(name: "ThriftGenerator", targets: ["ThriftGenerator"]),
         // The same hooks for LD_PRELOAD: scripts/build-patch-preload (plain C, no Swift runtime).
         .library(name: "SproutPatch", targets: ["SproutPatch"]),
         .executable(name: "sprout", targets: ["sprout"]),
@@ -92,6 +97,24 @@ let package = Package(
             dependencies: ["Sprout", "SproutTLS"],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
+        .target(
+            name: "SproutThrift",
+            dependencies: ["Sprout", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
+        .target(name: "Thrift", dependencies: ["SproutThrift"]),
+        // Runs Debian's thrift compiler (thrift-compiler) on a target's .thrift files at build time.
+        .plugin(name: "ThriftGenerator", capability: .buildTool()),
+        // Examples/follow.thrift compiled, and the in-memory service `sprout follow` serves.
+        // Generated code is Swift 3-era: Swift 5 language mode.
+        .target(
+            name: "Follow",
+            dependencies: ["Thrift", "Sprout"],
+            path: "Examples/Follow",
+            exclude: ["follow.thrift"],
+            swiftSettings: [.swiftLanguageMode(.v5)],
+            plugins: ["ThriftGenerator"]
+        ),
         // libc interposition: the hooks in C (reaching libc with dlsym(RTLD_NEXT)), patchAll()
         // in Swift. Neither depends on Sprout: the runtime offers itself to the hooks through a
         // weak symbol when it creates its first hub.
@@ -129,6 +152,8 @@ let package = Package(
                 "Sprout",
                 "SproutHTTP",
                 "SproutTLS",
+                "SproutThrift",
+                "Follow",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

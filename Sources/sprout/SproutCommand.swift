@@ -7,7 +7,7 @@ struct SproutCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sprout",
         abstract: "Sprout: gevent's model in Swift — green threads on an epoll hub per thread.",
-        subcommands: [Serve.self, Request.self, Load.self, Echo.self, Version.self]
+        subcommands: [Serve.self, Request.self, Load.self, Echo.self, FollowCommand.self, Version.self]
     )
 }
 

@@ -41,6 +41,7 @@ public final class StreamServer {
     private let handler: Handler
     private var state = State.created
     private var listener: Socket?
+    private var adoptedListener: Socket?
     private var acceptor: Greenlet<Void>?
     private let handlers = Group()
     private let slots: Semaphore?
@@ -68,6 +69,17 @@ public final class StreamServer {
                             handler: @escaping Handler) {
         self.init(host: path, port: 0, unixPath: path, maxConnections: maxConnections, backlog: backlog,
                   stackSize: stackSize, logger: logger, handler: handler)
+    }
+
+    /// Creates a server that accepts on `listener`, a socket already listening (one inherited
+    /// from a ``Supervisor``'s master, or bound with options of the caller's).
+    ///
+    /// - Precondition: `maxConnections`, if given, is at least 1.
+    public convenience init(listener: Socket, maxConnections: Int? = nil, stackSize: Int? = nil,
+                            logger: Logger = Logger(label: "sprout.StreamServer"), handler: @escaping Handler) {
+        self.init(host: "\(listener.localAddress)", port: listener.localAddress.port, unixPath: nil,
+                  maxConnections: maxConnections, backlog: 0, stackSize: stackSize, logger: logger, handler: handler)
+        adoptedListener = listener
     }
 
     private init(host: String, port: Int, unixPath: String?, maxConnections: Int?, backlog: Int32,
@@ -103,8 +115,9 @@ public final class StreamServer {
     public func start() throws {
         guard state == .created else { throw ServerError.alreadyStarted }
         _ = try? raiseOpenFileLimit()
-        let listener = try unixPath.map { try Socket.listen(unixPath: $0, backlog: backlog) }
+        let listener = try adoptedListener ?? unixPath.map { try Socket.listen(unixPath: $0, backlog: backlog) }
             ?? Socket.listen(host: host, port: requestedPort, backlog: backlog)
+        adoptedListener = nil
         self.listener = listener
         state = .serving
         acceptor = spawn(name: "StreamServer accept \(listener.localAddress)") { [self] in

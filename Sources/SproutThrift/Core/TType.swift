@@ -1,0 +1,28 @@
+/// The kinds of message in a Thrift exchange.
+public enum TMessageType: Int32, Sendable {
+    /// A request that expects a reply.
+    case call = 1
+    /// The reply to a call.
+    case reply = 2
+    /// A reply carrying a ``TApplicationError`` instead of a result.
+    case exception = 3
+    /// A request that expects no reply.
+    case oneway = 4
+}
+
+/// The wire type of a Thrift value (the numbering of the binary protocol).
+public enum TType: Int32, Sendable {
+    case stop = 0
+    case void = 1
+    case bool = 2
+    case i8 = 3
+    case double = 4
+    case i16 = 6
+    case i32 = 8
+    case i64 = 10
+    case string = 11
+    case `struct` = 12
+    case map = 13
+    case set = 14
+    case list = 15
+}

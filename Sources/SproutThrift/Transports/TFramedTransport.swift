@@ -1,0 +1,113 @@
+public import Sprout
+
+/// Thrift's framed transport: every message travels as a 4-byte big-endian length and that
+/// many bytes. It is what non-blocking servers speak (Python's `TNonblockingServer`, Finagle,
+/// C++'s `TNonblockingServer`).
+///
+/// A frame longer than ``maxFrameSize``, or of length zero or negative, is refused with a
+/// ``TTransportError`` before any of it is read, so a hostile length cannot make the reader
+/// allocate; reads past the end of a frame fail too (a string whose length runs past it).
+public final class TFramedTransport: TTransport {
+    /// Where frames are read from and written to.
+    public let base: TSocketTransport
+    /// The longest frame accepted (default 16 MiB, Apache's default).
+    public let maxFrameSize: Int
+    /// The current frame's bytes (reused from frame to frame; shrunk after a large one).
+    private var frame: UnsafeMutableRawPointer
+    private var frameCapacity = 4096
+    private var frameLength = 0
+    private var frameOffset = 0
+    private var writeBuffer: [UInt8] = [0, 0, 0, 0]
+
+    /// A framed transport over `base`.
+    public init(base: TSocketTransport, maxFrameSize: Int = 16 << 20) {
+        precondition(maxFrameSize > 0, "TFramedTransport: maxFrameSize must be positive")
+        self.base = base
+        self.maxFrameSize = maxFrameSize
+        frame = .allocate(byteCount: frameCapacity, alignment: 16)
+        writeBuffer.reserveCapacity(4096)
+    }
+
+    deinit { frame.deallocate() }
+
+    /// A framed transport over a new buffered transport on `socket`.
+    public convenience init(socket: Socket, maxFrameSize: Int = 16 << 20) {
+        self.init(base: TSocketTransport(socket: socket, maxMessageSize: maxFrameSize), maxFrameSize: maxFrameSize)
+    }
+
+    public var maxMessageSize: Int { maxFrameSize }
+
+    /// Bytes of the current frame not read yet.
+    public var remainingInFrame: Int { frameLength - frameOffset }
+
+    /// Forgets what is left of the current frame (a message that did not read it all).
+    public func skipRestOfFrame() {
+        frameOffset = frameLength
+    }
+
+    public func readExactly(into buffer: UnsafeMutableRawBufferPointer) throws {
+        let wanted = buffer.count
+        if frameOffset == frameLength && wanted > 0 { try readFrame() }
+        guard wanted <= frameLength - frameOffset else {
+            throw TTransportError(error: .endOfFile,
+                                  message: "a read of \(wanted) bytes runs past the end of the frame (\(frameLength - frameOffset) left)")
+        }
+        if wanted == 0 { return }
+        buffer.baseAddress!.copyMemory(from: frame + frameOffset, byteCount: wanted)
+        frameOffset += wanted
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        writeBuffer.append(contentsOf: bytes)
+    }
+
+    /// Sends what was written as one frame.
+    /// - Throws: ``TTransportError`` for a frame over ``maxFrameSize``; the socket's errors.
+    public func flush() throws {
+        let length = writeBuffer.count - 4
+        defer {
+            writeBuffer.removeSubrange(4...)
+            if writeBuffer.capacity > 1 << 20 { writeBuffer = [0, 0, 0, 0] }
+        }
+        guard length > 0 else { return }
+        guard length <= maxFrameSize else {
+            throw TTransportError(error: .sizeLimit(limit: maxFrameSize, got: length), message: "refusing to send it")
+        }
+        let header = UInt32(length).bigEndian
+        withUnsafeBytes(of: header) { bytes in
+            for index in 0..<4 { writeBuffer[index] = bytes[index] }
+        }
+        try writeBuffer.withUnsafeBytes { try base.write($0) }
+        try base.flush()
+    }
+
+    /// Drops what was written since the last flush.
+    public func discardPendingWrites() {
+        writeBuffer.removeSubrange(4...)
+        base.discardPendingWrites()
+    }
+
+    private func readFrame() throws {
+        var header: UInt32 = 0
+        try withUnsafeMutableBytes(of: &header) { try base.readExactly(into: $0) }
+        let length = Int(UInt32(bigEndian: header))
+        if length == 0 { throw TTransportError(error: .negativeSize, message: "an empty frame") }
+        if length > maxFrameSize {
+            throw TTransportError(error: .sizeLimit(limit: maxFrameSize, got: length))
+        }
+        frameOffset = 0
+        frameLength = 0
+        let wanted = length > 1 << 20 ? length : max(length, 4096)
+        if wanted != frameCapacity && (length > frameCapacity || frameCapacity > 1 << 20) {
+            frame.deallocate()
+            frame = .allocate(byteCount: wanted, alignment: 16)
+            frameCapacity = wanted
+        }
+        do {
+            try base.readExactly(into: UnsafeMutableRawBufferPointer(start: frame, count: length))
+            frameLength = length
+        } catch let error as TTransportError where error.error == .endOfFile {
+            throw TTransportError(error: .endOfFile, message: "the connection closed inside a frame of \(length) bytes")
+        }
+    }
+}
