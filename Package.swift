@@ -104,7 +104,8 @@ let package = Package(
         ),
         .target(name: "Thrift", dependencies: ["SproutThrift"]),
         // Runs Debian's thrift compiler (thrift-compiler) on a target's .thrift files at build time.
-        .plugin(name: "ThriftGenerator", capability: .buildTool()),
+        .plugin(name: "ThriftGenerator", capability: .buildTool(), dependencies: ["thrift-swift-gen"]),
+        .executableTarget(name: "thrift-swift-gen"),
         // Examples/follow.thrift compiled, and the in-memory service `sprout follow` serves.
         // Generated code is Swift 3-era: Swift 5 language mode.
         .target(
@@ -237,6 +238,23 @@ let package = Package(
                 "feed-service", "Sprout", "SproutHTTP", "SproutTestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
+        ),
+        // Tests/ThriftIDL/alltypes.thrift compiled, and its Echo handler (Swift 5 mode, as generated code needs).
+        .target(
+            name: "AllTypesThrift",
+            dependencies: ["Thrift"],
+            path: "Tests/ThriftIDL",
+            exclude: ["alltypes.thrift"],
+            swiftSettings: [.swiftLanguageMode(.v5)],
+            plugins: ["ThriftGenerator"]
+        ),
+        .testTarget(
+            name: "SproutThriftTests",
+            dependencies: [
+                "SproutThrift", "Follow", "AllTypesThrift", "Sprout", "sprout", "SproutTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Peers"]
         ),
         .testTarget(
             name: "SproutHTTPTests",

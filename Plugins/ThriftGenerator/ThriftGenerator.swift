@@ -2,7 +2,9 @@ import Foundation
 import PackagePlugin
 
 /// Compiles every `.thrift` file in a target's folder with Debian's `thrift` compiler
-/// (`thrift --gen swift`, package thrift-compiler) into the target's sources at build time.
+/// (`thrift --gen swift`, package thrift-compiler) into the target's sources at build time,
+/// through `thrift-swift-gen` (which also gives oneway methods the handler call the 0.17
+/// generator leaves out).
 ///
 /// The generated code says `import Thrift` (Sprout's module of that name) and is Swift 3-era
 /// code: the target that holds the `.thrift` files builds in Swift 5 language mode.
@@ -16,14 +18,15 @@ struct ThriftGenerator: BuildToolPlugin {
             .sorted()
         guard !files.isEmpty else { return [] }
         let compiler = try findCompiler()
+        let generator = try context.tool(named: "thrift-swift-gen").url
         return files.map { file in
             let input = folder.appendingPathComponent(file).resolvingSymlinksInPath()
             let stem = String(file.dropLast(".thrift".count))
             let output = context.pluginWorkDirectoryURL.appendingPathComponent(stem)
             return .buildCommand(
                 displayName: "thrift --gen swift \(file)",
-                executable: compiler,
-                arguments: ["--gen", "swift", "-out", output.path, input.path],
+                executable: generator,
+                arguments: [compiler.path, input.path, output.path],
                 inputFiles: [input],
                 outputFiles: [
                     output.appendingPathComponent("\(stem).swift"),
