@@ -6,7 +6,8 @@ public import Sprout
 ///
 /// A frame longer than ``maxFrameSize``, or of length zero or negative, is refused with a
 /// ``TTransportError`` before any of it is read, so a hostile length cannot make the reader
-/// allocate; reads past the end of a frame fail too (a string whose length runs past it).
+/// allocate. A read past the end of a frame (a string whose length runs past it) throws a
+/// ``TProtocolError``: the frame was whole, the message in it is malformed.
 public final class TFramedTransport: TTransport {
     /// Where frames are read from and written to.
     public let base: TSocketTransport
@@ -49,8 +50,10 @@ public final class TFramedTransport: TTransport {
         let wanted = buffer.count
         if frameOffset == frameLength && wanted > 0 { try readFrame() }
         guard wanted <= frameLength - frameOffset else {
-            throw TTransportError(error: .endOfFile,
-                                  message: "a read of \(wanted) bytes runs past the end of the frame (\(frameLength - frameOffset) left)")
+            // The frame arrived whole, so the message inside it is what is malformed (a string
+            // whose length runs past it): a protocol error, after which the next frame is fine.
+            throw TProtocolError(error: .invalidData,
+                                 message: "a read of \(wanted) bytes runs past the end of the frame (\(frameLength - frameOffset) left)")
         }
         if wanted == 0 { return }
         buffer.baseAddress!.copyMemory(from: frame + frameOffset, byteCount: wanted)
