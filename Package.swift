@@ -197,6 +197,8 @@ let package = Package(
                 "SproutRedis",
                 "SproutMemcached",
                 "SproutPatch",
+                "SproutThrift",
+                "Follow",
                 "CLibPQ",
                 "CEchoPeer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -5,7 +5,7 @@ struct SproutBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sprout-bench",
         abstract: "Sprout's benchmarks, each beside a peer measured in the same run.",
-        subcommands: [Micro.self, EchoBench.self, HTTPBench.self, HTTPClientBench.self, RedisBench.self, MemcachedBench.self, PatchBench.self, SeedBench.self, LoadGenBench.self]
+        subcommands: [Micro.self, EchoBench.self, HTTPBench.self, HTTPClientBench.self, RedisBench.self, MemcachedBench.self, PatchBench.self, SeedBench.self, LoadGenBench.self, ThriftBench.self]
     )
 }
 

@@ -26,6 +26,11 @@ struct ThriftProtocolTests {
         #expect(try Self.roundTrip(value) { TCompactProtocol(on: $0) } == value)
     }
 
+    @Test func generatedStructsAreWrittenFromTheirFieldLayout() {
+        #expect(Everything.writesFromFieldLayout && Inner.writesFromFieldLayout && Oops.writesFromFieldLayout)
+        #expect(!Choice.writesFromFieldLayout, "a union (an enum) goes through Mirror")
+    }
+
     @Test func compactFieldHeadersFoldDeltasAndBools() throws {
         let out = TMemoryBuffer()
         let proto = TCompactProtocol(on: out)

@@ -5,8 +5,9 @@ import Sprout
 ///
 /// Writing walks the value's stored properties by reflection (as Apache Thrift's Swift library
 /// does, which is what the generated code expects): each property named in ``fieldIds`` is
-/// written with that id, nil optionals are skipped. A union (a generated enum) writes the one
-/// field of its case.
+/// written with that id, nil optionals are skipped. For generated structs (final classes) the
+/// fields' offsets are found once per type and read straight from the object; other types
+/// go through `Mirror`. A union (a generated enum) writes the one field of its case.
 public protocol TStruct: TSerializable {
     /// Field ids by property name.
     static var fieldIds: [String: Int32] { get }
@@ -21,6 +22,22 @@ extension TStruct {
     /// - Throws: ``TProtocolError``, ``TTransportError``.
     public func write(to proto: any TProtocol) throws {
         try proto.writeStructBegin(name: Self.structName)
+        if let layout = StructLayout.of(Self.self) {
+            // A generated class: its fields read straight from the object (no Mirror).
+            // Self is a class (the layout says so): its value is the object's address.
+            try withExtendedLifetime(self) {
+                let base = unsafeBitCast(self, to: UnsafeRawPointer.self)
+                for field in layout.fields {
+                    guard let value = field.load(base + field.offset) else { continue }
+                    try proto.writeFieldBegin(name: field.name, type: value.thriftType, fieldID: field.id)
+                    try value.write(to: proto)
+                    try proto.writeFieldEnd()
+                }
+            }
+            try proto.writeFieldStop()
+            try proto.writeStructEnd()
+            return
+        }
         let ids = FieldIdCache.ids(of: Self.self)
         for child in Mirror(reflecting: self).children {
             guard let label = child.label, let id = ids[label],

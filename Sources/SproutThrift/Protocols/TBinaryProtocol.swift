@@ -14,9 +14,9 @@ public final class TBinaryProtocol: TProtocol, HeaderRecordingProtocol {
     public var strictRead: Bool
     /// Write the versioned message header (every current implementation reads it).
     public var strictWrite: Bool
-    var lastMessageHeader: MessageHeader?
-    var sentApplicationError: TApplicationError?
-    private var depth = 0
+    @exclusivity(unchecked) var lastMessageHeader: MessageHeader?
+    @exclusivity(unchecked) var sentApplicationError: TApplicationError?
+    @exclusivity(unchecked) private var depth = 0
 
     /// A protocol over `transport` (non-strict reads, strict writes).
     public convenience init(on transport: any TTransport) {

@@ -15,15 +15,15 @@ public final class TCompactProtocol: TProtocol, HeaderRecordingProtocol {
     }
 
     public let transport: any TTransport
-    var lastMessageHeader: MessageHeader?
-    var sentApplicationError: TApplicationError?
-    private var lastFieldID: Int16 = 0
-    private var fieldIDStack: [Int16] = []
+    @exclusivity(unchecked) var lastMessageHeader: MessageHeader?
+    @exclusivity(unchecked) var sentApplicationError: TApplicationError?
+    @exclusivity(unchecked) private var lastFieldID: Int16 = 0
+    @exclusivity(unchecked) private var fieldIDStack: [Int16] = []
     /// A bool field's header waits for its value, which goes into the header.
-    private var pendingBoolField: (name: String, id: Int16)?
+    @exclusivity(unchecked) private var pendingBoolField: (name: String, id: Int16)?
     /// A bool field read carries its value in the header.
-    private var pendingBoolValue: Bool?
-    private var containerDepth = 0
+    @exclusivity(unchecked) private var pendingBoolValue: Bool?
+    @exclusivity(unchecked) private var containerDepth = 0
 
     /// A protocol over `transport`.
     public init(on transport: any TTransport) {

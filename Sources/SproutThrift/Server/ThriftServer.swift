@@ -78,8 +78,8 @@ public final class ThriftServer {
     public let logger: Logger
     private let processor: any TProcessor
     private var server: StreamServer!
-    private var connections: [ObjectIdentifier: ThriftConnectionState] = [:]
-    private var isDraining = false
+    @exclusivity(unchecked) private var connections: [ObjectIdentifier: ThriftConnectionState] = [:]
+    @exclusivity(unchecked) private var isDraining = false
 
     /// Creates a server that binds `configuration.host:port` when started.
     public init(configuration: Configuration = Configuration(), processor: any TProcessor,
@@ -223,7 +223,7 @@ public final class ThriftServer {
 /// What the server knows of one connection: whether it waits between requests.
 final class ThriftConnectionState {
     let socket: Socket
-    var isIdle = true
+    @exclusivity(unchecked) var isIdle = true
 
     init(socket: Socket) { self.socket = socket }
 }

@@ -22,6 +22,9 @@ struct ThriftWire {
 
     init(socket: Socket, protocolKind: ThriftProtocolKind, transportKind: ThriftTransportKind,
          maxFrameSize: Int, strictRead: Bool = false) {
+        // Request/response: a short read means the kernel has nothing more (saves an EAGAIN
+        // read per message); a misbehaving peer only delays itself.
+        socket.shortReadsDrain = true
         base = TSocketTransport(socket: socket, maxMessageSize: maxFrameSize)
         framed = transportKind == .framed ? TFramedTransport(base: base, maxFrameSize: maxFrameSize) : nil
         let transport: any TTransport = framed ?? base

@@ -14,11 +14,12 @@ public final class TFramedTransport: TTransport {
     /// The longest frame accepted (default 16 MiB, Apache's default).
     public let maxFrameSize: Int
     /// The current frame's bytes (reused from frame to frame; shrunk after a large one).
-    private var frame: UnsafeMutableRawPointer
-    private var frameCapacity = 4096
-    private var frameLength = 0
-    private var frameOffset = 0
-    private var writeBuffer: [UInt8] = [0, 0, 0, 0]
+    @exclusivity(unchecked) private var frame: UnsafeMutableRawPointer
+    @exclusivity(unchecked) private var frameCapacity = 4096
+    @exclusivity(unchecked) private var frameLength = 0
+    @exclusivity(unchecked) private var frameOffset = 0
+    /// The frame being written, after 4 bytes left for its length.
+    @exclusivity(unchecked) private var writeBuffer = ByteBuffer(capacity: 4096)
 
     /// A framed transport over `base`.
     public init(base: TSocketTransport, maxFrameSize: Int = 16 << 20) {
@@ -26,10 +27,13 @@ public final class TFramedTransport: TTransport {
         self.base = base
         self.maxFrameSize = maxFrameSize
         frame = .allocate(byteCount: frameCapacity, alignment: 16)
-        writeBuffer.reserveCapacity(4096)
+        writeBuffer.reserve(4)
     }
 
-    deinit { frame.deallocate() }
+    deinit {
+        frame.deallocate()
+        writeBuffer.deallocate()
+    }
 
     /// A framed transport over a new buffered transport on `socket`.
     public convenience init(socket: Socket, maxFrameSize: Int = 16 << 20) {
@@ -61,7 +65,7 @@ public final class TFramedTransport: TTransport {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        writeBuffer.append(contentsOf: bytes)
+        writeBuffer.append(bytes)
     }
 
     /// Sends what was written as one frame.
@@ -69,24 +73,22 @@ public final class TFramedTransport: TTransport {
     public func flush() throws {
         let length = writeBuffer.count - 4
         defer {
-            writeBuffer.removeSubrange(4...)
-            if writeBuffer.capacity > 1 << 20 { writeBuffer = [0, 0, 0, 0] }
+            writeBuffer.removeAll()
+            writeBuffer.reserve(4)
         }
         guard length > 0 else { return }
         guard length <= maxFrameSize else {
             throw TTransportError(error: .sizeLimit(limit: maxFrameSize, got: length), message: "refusing to send it")
         }
-        let header = UInt32(length).bigEndian
-        withUnsafeBytes(of: header) { bytes in
-            for index in 0..<4 { writeBuffer[index] = bytes[index] }
-        }
-        try writeBuffer.withUnsafeBytes { try base.write($0) }
+        writeBuffer.base.storeBytes(of: UInt32(length).bigEndian, as: UInt32.self)
+        try base.write(writeBuffer.bytes)
         try base.flush()
     }
 
     /// Drops what was written since the last flush.
     public func discardPendingWrites() {
-        writeBuffer.removeSubrange(4...)
+        writeBuffer.removeAll()
+        writeBuffer.reserve(4)
         base.discardPendingWrites()
     }
 

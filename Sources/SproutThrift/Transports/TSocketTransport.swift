@@ -14,9 +14,9 @@ public final class TSocketTransport: TTransport {
     public var maxMessageSize: Int
     private let capacity: Int
     private let readBuffer: UnsafeMutableRawPointer
-    private var readStart = 0
-    private var readEnd = 0
-    private var writeBuffer: [UInt8] = []
+    @exclusivity(unchecked) private var readStart = 0
+    @exclusivity(unchecked) private var readEnd = 0
+    @exclusivity(unchecked) private var writeBuffer: ByteBuffer
 
     /// A transport over `socket`, with a read buffer of `bufferSize` bytes.
     public init(socket: Socket, bufferSize: Int = 16 * 1024, maxMessageSize: Int = 16 << 20) {
@@ -25,10 +25,13 @@ public final class TSocketTransport: TTransport {
         self.capacity = bufferSize
         self.maxMessageSize = maxMessageSize
         readBuffer = .allocate(byteCount: bufferSize, alignment: 16)
-        writeBuffer.reserveCapacity(bufferSize)
+        writeBuffer = ByteBuffer(capacity: bufferSize)
     }
 
-    deinit { readBuffer.deallocate() }
+    deinit {
+        readBuffer.deallocate()
+        writeBuffer.deallocate()
+    }
 
     /// Bytes received and not yet read.
     public var bufferedCount: Int { readEnd - readStart }
@@ -78,20 +81,20 @@ public final class TSocketTransport: TTransport {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        writeBuffer.append(contentsOf: bytes)
+        writeBuffer.append(bytes)
     }
 
     /// Sends the buffered writes.
     /// - Throws: The socket's `SystemError` (`EPIPE`, `ECONNRESET`, `ETIMEDOUT`), `GreenletExit`, `Timeout`.
     public func flush() throws {
-        guard !writeBuffer.isEmpty else { return }
-        defer { writeBuffer.removeAll(keepingCapacity: writeBuffer.capacity <= 1 << 20) }
-        try writeBuffer.withUnsafeBytes { try socket.sendAll($0) }
+        guard writeBuffer.count > 0 else { return }
+        defer { writeBuffer.removeAll() }
+        try socket.sendAll(writeBuffer.bytes)
     }
 
     /// Drops what was written since the last flush (a reply abandoned half-written).
     public func discardPendingWrites() {
-        writeBuffer.removeAll(keepingCapacity: true)
+        writeBuffer.removeAll()
     }
 
     /// Closes the socket.
