@@ -12,15 +12,20 @@ public enum TMessageType: Int32, Sendable {
 
 /// The wire type of a Thrift value (the numbering of the binary protocol).
 public enum TType: Int32, Sendable {
+    /// The end of a struct's fields.
     case stop = 0
+    /// No value (never on the wire in a field).
     case void = 1
     case bool = 2
+    /// `i8` (`byte`).
     case i8 = 3
     case double = 4
     case i16 = 6
     case i32 = 8
     case i64 = 10
+    /// `string` and `binary`.
     case string = 11
+    /// Structs, exceptions and unions.
     case `struct` = 12
     case map = 13
     case set = 14
