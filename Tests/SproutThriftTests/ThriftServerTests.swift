@@ -8,18 +8,6 @@ import Testing
 /// ThriftServer and ThriftClientPool under load, kills, timeouts, drains and hostile bytes.
 @Suite(.serialized, .timeLimit(.minutes(3)), .countsSockets)
 struct ThriftServerTests {
-    /// Runs `body` with the follow service served in this hub on a free port.
-    func withFollowServer<T>(_ configuration: ThriftServer.Configuration = .init(port: 0), logs: LogLines = LogLines(),
-                             _ body: (ThriftServer) throws -> T) throws -> T {
-        var configuration = configuration
-        configuration.port = 0
-        let server = ThriftServer(configuration: configuration,
-                                  processor: FollowServiceProcessor(service: InMemoryFollowService()), logger: logs.logger())
-        try server.start()
-        defer { server.stop(timeout: .seconds(1)) }
-        return try body(server)
-    }
-
     @Test func fiveHundredGreenletsShareTwentyConnectionsAndGetTheirOwnReplies() async throws {
         try await GreenThread.run {
             try withFollowServer { server in

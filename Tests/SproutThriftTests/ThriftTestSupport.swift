@@ -1,7 +1,9 @@
+import Follow
 import Glibc
 import Logging
 import Sprout
 import SproutTestSupport
+import SproutThrift
 
 /// Debian's python3 (where python3-thrift is installed), or the first python3 on the PATH.
 let python: String = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3"
@@ -69,4 +71,16 @@ func startPythonServer(_ idl: String, protocol: String, transport: String, gener
                                  searchPath: true, standardErrorPath: log)
     try waitForListener(port, process: child, log: log)
     return (child, port)
+}
+
+/// Runs `body` with the follow service served in this hub on a free port.
+func withFollowServer<T>(_ configuration: ThriftServer.Configuration = .init(port: 0), logs: LogLines = LogLines(),
+                         _ body: (ThriftServer) throws -> T) throws -> T {
+    var configuration = configuration
+    configuration.port = 0
+    let server = ThriftServer(configuration: configuration,
+                              processor: FollowServiceProcessor(service: InMemoryFollowService()), logger: logs.logger())
+    try server.start()
+    defer { server.stop(timeout: .seconds(1)) }
+    return try body(server)
 }
