@@ -28,10 +28,18 @@ guard thrift.terminationStatus == 0 else {
 let stem = URL(fileURLWithPath: input).deletingPathExtension().lastPathComponent
 let extensionsPath = output + "/" + stem + "+Exts.swift"
 let source = try String(contentsOfFile: extensionsPath, encoding: .utf8)
-try repairOnewayHandlers(source).write(toFile: extensionsPath, atomically: true, encoding: .utf8)
+let repaired = repairOnewayHandlers(source)
+guard repaired.unrepaired.isEmpty else {
+    // The generator's output changed shape: building on would silently drop oneway calls.
+    FileHandle.standardError.write(Data("thrift-swift-gen: cannot add the handler call to \(repaired.unrepaired.joined(separator: ", ")) in \(extensionsPath)\n".utf8))
+    exit(1)
+}
+try repaired.source.write(toFile: extensionsPath, atomically: true, encoding: .utf8)
 
-/// Adds the handler call to every processor entry that reads its arguments and calls nothing.
-func repairOnewayHandlers(_ source: String) -> String {
+/// Adds the handler call to every processor entry that reads its arguments and calls nothing;
+/// also the entries it could not repair.
+func repairOnewayHandlers(_ source: String) -> (source: String, unrepaired: [String]) {
+    var unrepaired: [String] = []
     let lines = source.components(separatedBy: "\n")
     let fields = argumentFields(lines)
     var repaired: [String] = []
@@ -48,15 +56,18 @@ func repairOnewayHandlers(_ source: String) -> String {
             index += 1
         }
         let argsClass = body.lazy.compactMap(argumentsClass).first
-        if !body.contains(where: { $0.contains("handler.") }), let argsClass, let names = fields[argsClass] {
-            let call = "      try handler.\(method)(" + names.map { "\($0): args.\($0)" }.joined(separator: ", ") + ")"
-            if let end = body.firstIndex(where: { $0.contains("try inProtocol.readMessageEnd()") }) {
+        if !body.contains(where: { $0.contains("handler.") }) {
+            if let argsClass, let names = fields[argsClass],
+               let end = body.firstIndex(where: { $0.contains("try inProtocol.readMessageEnd()") }) {
+                let call = "      try handler.\(method)(" + names.map { "\($0): args.\($0)" }.joined(separator: ", ") + ")"
                 body.insert(call, at: end + 1)
+            } else {
+                unrepaired.append(method)
             }
         }
         repaired.append(contentsOf: body)
     }
-    return repaired.joined(separator: "\n")
+    return (repaired.joined(separator: "\n"), unrepaired)
 }
 
 /// `processorHandlers["name"] = { … handler in` → name.

@@ -50,8 +50,13 @@ struct BadInputTests {
                 let socket = try Socket.connect(host: "127.0.0.1", port: server.port)
                 defer { socket.close() }
                 socket.timeout = .seconds(10)
-                let proto = TBinaryProtocol(on: TFramedTransport(socket: socket))
-                func send(_ message: [UInt8]) throws { try socket.sendAll(Self.frame(message)) }
+                let framed = TFramedTransport(socket: socket)
+                let proto = TBinaryProtocol(on: framed)
+                // Frames go out raw (not through `framed`), so the reader is told a reply starts.
+                func send(_ message: [UInt8]) throws {
+                    framed.skipRestOfFrame()
+                    try socket.sendAll(Self.frame(message))
+                }
 
                 try send(try Self.call("noSuchMethod", [0]))
                 let (type, unknown) = try Self.reply(proto)

@@ -10,8 +10,8 @@ public import Sprout
 /// ```
 ///
 /// A connection on which a call failed in the transport or the protocol (or was killed or
-/// timed out mid-call) is closed, never reused: a half-read reply never reaches the next
-/// caller. Declared exceptions and ``TApplicationError``s leave it in use: the reply was read
+/// timed out mid-call, even if the body caught that) is closed, never reused: a half-read
+/// reply never reaches the next caller, and a reply to another method is refused. Declared exceptions and ``TApplicationError``s leave it in use: the reply was read
 /// whole. Like ``ConnectionPool``, a pool belongs to the hub that created it.
 public final class ThriftClientPool<Client: TClient> {
     /// Where and how clients connect.
@@ -62,8 +62,8 @@ public final class ThriftClientPool<Client: TClient> {
             try? socket.setNoDelay(true)
             let wire = ThriftWire(socket: socket, protocolKind: configuration.protocolKind,
                                   transportKind: configuration.transportKind, maxFrameSize: configuration.maxFrameSize)
-            return PooledThriftClient(socket: socket, client: Client(inoutProtocol: wire.proto))
-        }, close: { $0.socket.close() }, isBroken: { error in
+            return PooledThriftClient(wire: wire, client: Client(inoutProtocol: wire.proto))
+        }, close: { $0.socket.close() }, isReusable: { $0.isBetweenCalls }, isBroken: { error in
             // A declared exception (a generated struct) or an application error came in a reply
             // read whole; anything else leaves the connection's position unknown.
             !(error is TApplicationError || error is any TStruct)
@@ -93,13 +93,22 @@ public final class ThriftClientPool<Client: TClient> {
 
 /// A client and the connection it owns, as the pool keeps them.
 public final class PooledThriftClient<Client: TClient> {
-    /// The connection.
-    public let socket: Socket
     /// The generated client on it.
     public let client: Client
+    let wire: ThriftWire
 
-    init(socket: Socket, client: Client) {
-        self.socket = socket
+    /// The connection.
+    public var socket: Socket { wire.base.socket }
+
+    init(wire: ThriftWire, client: Client) {
+        self.wire = wire
         self.client = client
+    }
+
+    /// True when no call awaits its reply and no byte is left unread or unsent: only then can
+    /// the next caller use the connection (a body that swallowed a mid-call error fails this).
+    var isBetweenCalls: Bool {
+        wire.proto.record.awaitedReply == nil && wire.base.bufferedCount == 0 && wire.base.pendingWriteCount == 0
+            && (wire.framed.map { $0.remainingInFrame == 0 && $0.pendingWriteCount == 0 } ?? true)
     }
 }

@@ -6,6 +6,10 @@ import Sprout
 /// reflection. `Mirror` demangles every field's type on every write; this reads the stored
 /// value straight from the object. Generated structs are final classes; anything else (a
 /// union, which is an enum) keeps the `Mirror` path.
+///
+/// The runtime's field list does not say whether a field is `weak` or `unowned`, and such a
+/// field read as a strong reference would be unsound: a hand-written `TStruct` class must not
+/// hold Thrift fields that way (generated code never does).
 struct StructLayout {
     struct Field {
         let name: String

@@ -123,7 +123,7 @@ extension TApplicationError: TSerializable {
     /// Writes the exception struct.
     /// - Throws: ``TTransportError`` and what the transport throws.
     public func write(to proto: any TProtocol) throws {
-        (proto as? any HeaderRecordingProtocol)?.sentApplicationError = self
+        (proto as? any HeaderRecordingProtocol)?.record.sentApplicationError = self
         try proto.writeStructBegin(name: "TApplicationException")
         try proto.writeFieldBegin(name: "message", type: .string, fieldID: 1)
         try proto.write(message ?? error.defaultMessage)

@@ -75,6 +75,9 @@ extension TProtocol {
     ///   ``TTransportError``.
     public func readResultMessageBegin() throws {
         let (name, type, _) = try readMessageBegin()
+        if let awaited = (self as? any HeaderRecordingProtocol)?.record.awaitedReply, awaited != name {
+            throw TProtocolError(error: .invalidData, message: "a reply to \(name) where one to \(awaited) was awaited")
+        }
         switch type {
         case .reply: return
         case .exception:
@@ -159,18 +162,70 @@ struct MessageHeader {
     var sequenceID: Int32
 }
 
-/// Sprout's protocols: they remember the last message header read (and the application
-/// error written in answer), which is what a server needs to answer and log a failed call.
+/// Sprout's protocols keep a ``MessageRecord``: where the exchange on their connection stands.
 protocol HeaderRecordingProtocol: TProtocol {
-    var lastMessageHeader: MessageHeader? { get set }
-    var sentApplicationError: TApplicationError? { get set }
+    var record: MessageRecord { get }
 }
 
-extension HeaderRecordingProtocol {
-    func resetMessageRecord() {
-        lastMessageHeader = nil
-        sentApplicationError = nil
+/// Where a connection's exchange stands, as its protocol saw it: what a server needs to tell
+/// a handler's error from a connection's and to answer it, and what a pooled client needs to
+/// know that no reply is left half-read.
+final class MessageRecord {
+    /// A server's view of one request.
+    enum Phase {
+        /// Between requests (and always on a client).
+        case idle
+        /// The request's header was read, its arguments are being read.
+        case readingRequest
+        /// The arguments were read whole (`readMessageEnd`): the handler runs.
+        case handling
+        /// The reply is being written.
+        case replying
     }
+
+    /// The header of the last message read.
+    @exclusivity(unchecked) var header: MessageHeader?
+    /// The application error last written.
+    @exclusivity(unchecked) var sentApplicationError: TApplicationError?
+    @exclusivity(unchecked) var phase = Phase.idle
+    /// The method of a call written whose reply has not been read whole yet.
+    @exclusivity(unchecked) var awaitedReply: String?
+
+    func reset() {
+        header = nil
+        sentApplicationError = nil
+        phase = .idle
+    }
+
+    func messageBegun(_ header: MessageHeader) {
+        self.header = header
+        if header.type == .call || header.type == .oneway { phase = .readingRequest }
+    }
+
+    func messageEnded() {
+        if phase == .readingRequest { phase = .handling }
+        if let type = header?.type, type == .reply || type == .exception { awaitedReply = nil }
+    }
+
+    /// - Throws: ``OnewayReplyRefused`` for a reply to a oneway call (the generated Processor
+    ///   writes one when a oneway handler throws a ``TApplicationError``; the caller never
+    ///   reads it, and its next call would).
+    func writing(_ type: TMessageType, name: String) throws {
+        switch type {
+        case .call: awaitedReply = name
+        case .oneway: break
+        case .reply, .exception:
+            if phase != .idle, header?.type == .oneway { throw OnewayReplyRefused(method: name) }
+            phase = .replying
+        }
+    }
+}
+
+/// A reply was about to be written to a oneway call: refused, so that it never reaches the
+/// caller's next call.
+struct OnewayReplyRefused: Error, CustomStringConvertible {
+    let method: String
+    var description: String { "no reply may be sent to the oneway call \(method)" }
 }
 
 /// Structs and containers may nest this deep (Apache Thrift's default): a deeper message

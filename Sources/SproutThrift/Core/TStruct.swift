@@ -7,7 +7,8 @@ import Sprout
 /// does, which is what the generated code expects): each property named in ``fieldIds`` is
 /// written with that id, nil optionals are skipped. For generated structs (final classes) the
 /// fields' offsets are found once per type and read straight from the object; other types
-/// go through `Mirror`. A union (a generated enum) writes the one field of its case.
+/// go through `Mirror`. A union (a generated enum) writes the one field of its case. A
+/// hand-written conforming class must not hold Thrift fields as `weak` or `unowned`.
 public protocol TStruct: TSerializable {
     /// Field ids by property name.
     static var fieldIds: [String: Int32] { get }

@@ -14,8 +14,7 @@ public final class TBinaryProtocol: TProtocol, HeaderRecordingProtocol {
     public var strictRead: Bool
     /// Write the versioned message header (every current implementation reads it).
     public var strictWrite: Bool
-    @exclusivity(unchecked) var lastMessageHeader: MessageHeader?
-    @exclusivity(unchecked) var sentApplicationError: TApplicationError?
+    let record = MessageRecord()
     @exclusivity(unchecked) private var depth = 0
 
     /// A protocol over `transport` (non-strict reads, strict writes).
@@ -56,11 +55,11 @@ public final class TBinaryProtocol: TProtocol, HeaderRecordingProtocol {
             throw TProtocolError(error: .invalidData, message: "unknown message type \(rawType)")
         }
         let sequenceID: Int32 = try readInteger()
-        lastMessageHeader = MessageHeader(name: name, type: type, sequenceID: sequenceID)
+        record.messageBegun(MessageHeader(name: name, type: type, sequenceID: sequenceID))
         return (name, type, sequenceID)
     }
 
-    public func readMessageEnd() throws {}
+    public func readMessageEnd() throws { record.messageEnded() }
 
     public func readStructBegin() throws -> String {
         depth += 1
@@ -130,6 +129,7 @@ public final class TBinaryProtocol: TProtocol, HeaderRecordingProtocol {
     // MARK: Writing
 
     public func writeMessageBegin(name: String, type messageType: TMessageType, sequenceID: Int32) throws {
+        try record.writing(messageType, name: name)
         if strictWrite {
             try writeInteger(Int32(bitPattern: Self.version1 | UInt32(messageType.rawValue)))
             try write(name)

@@ -15,8 +15,7 @@ public final class TCompactProtocol: TProtocol, HeaderRecordingProtocol {
     }
 
     public let transport: any TTransport
-    @exclusivity(unchecked) var lastMessageHeader: MessageHeader?
-    @exclusivity(unchecked) var sentApplicationError: TApplicationError?
+    let record = MessageRecord()
     @exclusivity(unchecked) private var lastFieldID: Int16 = 0
     @exclusivity(unchecked) private var fieldIDStack: [Int16] = []
     /// A bool field's header waits for its value, which goes into the header.
@@ -54,11 +53,11 @@ public final class TCompactProtocol: TProtocol, HeaderRecordingProtocol {
         }
         let sequenceID = Int32(truncatingIfNeeded: try readVarint(maxBytes: 5))
         let name: String = try read()
-        lastMessageHeader = MessageHeader(name: name, type: type, sequenceID: sequenceID)
+        record.messageBegun(MessageHeader(name: name, type: type, sequenceID: sequenceID))
         return (name, type, sequenceID)
     }
 
-    public func readMessageEnd() throws {}
+    public func readMessageEnd() throws { record.messageEnded() }
 
     public func readStructBegin() throws -> String {
         if fieldIDStack.count + containerDepth >= maxNestingDepth { throw nestingTooDeep() }
@@ -143,6 +142,7 @@ public final class TCompactProtocol: TProtocol, HeaderRecordingProtocol {
     // MARK: Writing
 
     public func writeMessageBegin(name: String, type messageType: TMessageType, sequenceID: Int32) throws {
+        try record.writing(messageType, name: name)
         fieldIDStack.removeAll(keepingCapacity: true)
         lastFieldID = 0
         try writeByte(Self.protocolID)

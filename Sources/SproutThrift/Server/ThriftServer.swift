@@ -13,9 +13,10 @@ import Glibc
 /// ```
 ///
 /// - Errors a handler throws that the IDL declares are sent as results by the generated code.
-///   Any other error becomes a ``TApplicationError`` (`internalError`, naming the method but
+///   Any other error (once the arguments were read whole: a timeout or a failed call to another
+///   service included) becomes a ``TApplicationError`` (`internalError`, naming the method but
 ///   not the error) for the caller and one `error` log line with the error; the connection
-///   serves on.
+///   serves on. A oneway call is never answered, whatever its handler throws.
 /// - A request that does not parse (``TProtocolError``) is answered with a `protocolError`
 ///   ``TApplicationError`` when its header was read; with the framed transport the
 ///   connection then serves on from the next frame, with the buffered one it is closed.
@@ -57,7 +58,7 @@ public final class ThriftServer {
                     idleTimeout: Duration? = .seconds(120), readTimeout: Duration? = .seconds(30),
                     maxConnections: Int? = 10_000, backlog: Int32 = 1024, strictRead: Bool = false,
                     stackSize: Int? = nil) {
-            precondition(maxFrameSize > 0, "ThriftServer: maxFrameSize must be positive")
+            precondition(maxFrameSize > 0 && maxFrameSize <= Int(Int32.max), "ThriftServer: maxFrameSize must be in 1...\(Int32.max)")
             self.host = host
             self.port = port
             self.protocolKind = protocolKind
@@ -78,6 +79,10 @@ public final class ThriftServer {
     public let logger: Logger
     private let processor: any TProcessor
     private var server: StreamServer!
+    /// The connection handler's way back to this server: a strong reference while serving (the
+    /// server lives as long as it accepts, even if its creator lets go of it), dropped by
+    /// ``stop(timeout:)`` to break the cycle.
+    private let handlerTarget = HandlerTarget()
     @exclusivity(unchecked) private var connections: [ObjectIdentifier: ThriftConnectionState] = [:]
     @exclusivity(unchecked) private var isDraining = false
 
@@ -89,9 +94,10 @@ public final class ThriftServer {
         self.logger = logger
         server = StreamServer(host: configuration.host, port: configuration.port,
                               maxConnections: configuration.maxConnections, backlog: configuration.backlog,
-                              stackSize: configuration.stackSize, logger: logger) { [unowned self] socket, peer in
-            try serve(socket, peer: peer)
+                              stackSize: configuration.stackSize, logger: logger) { [handlerTarget] socket, peer in
+            try handlerTarget.server?.serve(socket, peer: peer)
         }
+        handlerTarget.server = self
     }
 
     /// Creates a server that accepts on `listener` (a socket inherited from a ``Supervisor``'s
@@ -102,9 +108,10 @@ public final class ThriftServer {
         self.processor = processor
         self.logger = logger
         server = StreamServer(listener: listener, maxConnections: configuration.maxConnections,
-                              stackSize: configuration.stackSize, logger: logger) { [unowned self] socket, peer in
-            try serve(socket, peer: peer)
+                              stackSize: configuration.stackSize, logger: logger) { [handlerTarget] socket, peer in
+            try handlerTarget.server?.serve(socket, peer: peer)
         }
+        handlerTarget.server = self
     }
 
     /// The bound address (after ``start()``).
@@ -131,6 +138,7 @@ public final class ThriftServer {
             try? state.socket.shutdown(.read)
         }
         server.stop(timeout: timeout)
+        handlerTarget.server = nil
     }
 
     // MARK: One connection
@@ -160,10 +168,10 @@ public final class ThriftServer {
             guard hasRequest else { return }
             socket.timeout = configuration.readTimeout
             wire.framed?.skipRestOfFrame()
-            wire.proto.resetMessageRecord()
+            wire.proto.record.reset()
             do {
                 try processor.process(on: wire.proto, outProtocol: wire.proto)
-                if let sent = wire.proto.sentApplicationError, let header = wire.proto.lastMessageHeader {
+                if let sent = wire.proto.record.sentApplicationError, let header = wire.proto.record.header {
                     logger.notice("answered a call with an application error",
                                   metadata: ["peer": "\(peer)", "method": "\(header.name)", "error": "\(sent)"])
                 }
@@ -175,12 +183,44 @@ public final class ThriftServer {
 
     /// Answers or logs what `process` threw; true when the connection can go on.
     private func handle(_ error: any Error, wire: ThriftWire, peer: SocketAddress) throws -> Bool {
-        let header = wire.proto.lastMessageHeader
+        let record = wire.proto.record
+        let header = record.header
+        let method = header?.name ?? "?"
+        if error is GreenletExit { throw error }
+        if let refused = error as? OnewayReplyRefused {
+            // A oneway handler threw a TApplicationError (or the method is unknown): the caller
+            // reads no reply, so none may be sent.
+            wire.discardPendingWrites()
+            logger.notice("dropped the reply to a oneway call",
+                          metadata: ["peer": "\(peer)", "method": "\(refused.method)",
+                                     "error": "\(record.sentApplicationError.map { "\($0)" } ?? "?")"])
+            return true
+        }
+        if record.phase == .handling {
+            // The arguments were read whole and the handler threw something the IDL does not
+            // declare (its own bug, or a failure of a service it called): the caller gets an
+            // internal error without the details, the log gets them once. The connection is fine.
+            logger.error("handler threw an undeclared error",
+                         metadata: ["peer": "\(peer)", "method": "\(method)", "error": "\(error)"])
+            if let header, header.type != .oneway {
+                try answer(header, with: TApplicationError(error: .internalError, message: "internal error processing \(method)"),
+                           wire: wire)
+            }
+            return true
+        }
         switch error {
-        case is GreenletExit, is Timeout:
+        case is Timeout:
             throw error
         case let error as SystemError where error.errno == ECONNRESET || error.errno == EPIPE:
             throw error
+        case let error as TTransportError where record.phase == .replying && wire.framed != nil:
+            // The reply could not be framed (larger than the maximum frame): say so instead.
+            logger.error("could not send a reply", metadata: ["peer": "\(peer)", "method": "\(method)", "reason": "\(error)"])
+            if let header {
+                try answer(header, with: TApplicationError(error: .internalError, message: "the reply to \(method) is too large"),
+                           wire: wire)
+            }
+            return true
         case let error as TTransportError:
             logger.warning("closing the connection", metadata: ["peer": "\(peer)", "reason": "\(error)"])
             return false
@@ -190,22 +230,18 @@ public final class ThriftServer {
         case let error as TProtocolError:
             let canGoOn = wire.framed != nil
             logger.warning(canGoOn ? "refusing a malformed request" : "refusing a malformed request and closing the connection",
-                           metadata: ["peer": "\(peer)", "method": "\(header?.name ?? "?")", "reason": "\(error)"])
+                           metadata: ["peer": "\(peer)", "method": "\(method)", "reason": "\(error)"])
             if let header, header.type != .oneway {
                 try answer(header, with: TApplicationError(error: .protocolError, message: error.description), wire: wire)
             }
             return canGoOn
         default:
-            // An error the IDL does not declare: the handler's bug, reported to the caller without
-            // its details and logged once with them.
-            let method = header?.name ?? "?"
-            logger.error("handler threw an undeclared error",
-                         metadata: ["peer": "\(peer)", "method": "\(method)", "error": "\(error)"])
+            logger.error("failed to process a request", metadata: ["peer": "\(peer)", "method": "\(method)", "error": "\(error)"])
             if let header, header.type != .oneway {
                 try answer(header, with: TApplicationError(error: .internalError, message: "internal error processing \(method)"),
                            wire: wire)
             }
-            return true
+            return wire.framed != nil
         }
     }
 
@@ -218,6 +254,11 @@ public final class ThriftServer {
             throw failure
         }
     }
+}
+
+/// The connection handler's reference to its server (see `handlerTarget`).
+private final class HandlerTarget {
+    var server: ThriftServer?
 }
 
 /// What the server knows of one connection: whether it waits between requests.

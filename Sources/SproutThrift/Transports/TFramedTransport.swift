@@ -18,12 +18,16 @@ public final class TFramedTransport: TTransport {
     @exclusivity(unchecked) private var frameCapacity = 4096
     @exclusivity(unchecked) private var frameLength = 0
     @exclusivity(unchecked) private var frameOffset = 0
+    /// A new frame may be read: a message starts (after ``flush()`` or ``skipRestOfFrame()``).
+    /// Reaching the end of a frame inside a message is a malformed message, never a reason to
+    /// read the next one (which belongs to the next message).
+    @exclusivity(unchecked) private var messageMayStart = true
     /// The frame being written, after 4 bytes left for its length.
     @exclusivity(unchecked) private var writeBuffer = ByteBuffer(capacity: 4096)
 
     /// A framed transport over `base`.
     public init(base: TSocketTransport, maxFrameSize: Int = 16 << 20) {
-        precondition(maxFrameSize > 0, "TFramedTransport: maxFrameSize must be positive")
+        precondition(maxFrameSize > 0 && maxFrameSize <= Int(Int32.max), "TFramedTransport: maxFrameSize must be in 1...\(Int32.max)")
         self.base = base
         self.maxFrameSize = maxFrameSize
         frame = .allocate(byteCount: frameCapacity, alignment: 16)
@@ -45,14 +49,26 @@ public final class TFramedTransport: TTransport {
     /// Bytes of the current frame not read yet.
     public var remainingInFrame: Int { frameLength - frameOffset }
 
-    /// Forgets what is left of the current frame (a message that did not read it all).
+    /// Bytes written and not yet flushed.
+    public var pendingWriteCount: Int { writeBuffer.count - 4 }
+
+    /// Forgets what is left of the current frame (a message that did not read it all) and lets
+    /// the next read start a new frame: call it before reading each message that does not
+    /// follow a ``flush()`` (a server does, before each request).
     public func skipRestOfFrame() {
         frameOffset = frameLength
+        messageMayStart = true
     }
 
     public func readExactly(into buffer: UnsafeMutableRawBufferPointer) throws {
         let wanted = buffer.count
-        if frameOffset == frameLength && wanted > 0 { try readFrame() }
+        if frameOffset == frameLength && wanted > 0 {
+            guard messageMayStart else {
+                throw TProtocolError(error: .invalidData, message: "the message runs past the end of its frame")
+            }
+            try readFrame()
+            messageMayStart = false
+        }
         guard wanted <= frameLength - frameOffset else {
             // The frame arrived whole, so the message inside it is what is malformed (a string
             // whose length runs past it): a protocol error, after which the next frame is fine.
@@ -83,6 +99,9 @@ public final class TFramedTransport: TTransport {
         writeBuffer.base.storeBytes(of: UInt32(length).bigEndian, as: UInt32.self)
         try base.write(writeBuffer.bytes)
         try base.flush()
+        // What comes back answers what was sent: a new message.
+        frameOffset = frameLength
+        messageMayStart = true
     }
 
     /// Drops what was written since the last flush.
