@@ -1,7 +1,7 @@
 import Sprout
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct GreenletTests {
     @Test func spawnRunsAndGetReturnsValue() async throws {
         try await green { () throws in
@@ -45,7 +45,7 @@ struct GreenletTests {
     }
 
     @Test func tenThousandGreenletsSleepAndFinish() async throws {
-        try await green { () throws in
+        try await green(timeout: .seconds(150)) { () throws in
             let before = HubCounters.current
             var finished = 0
             let all = spawnMany(10_000) { index in
