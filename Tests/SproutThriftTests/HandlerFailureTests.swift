@@ -46,8 +46,7 @@ struct HandlerFailureTests {
                                       logger: logs.logger())
             try server.start()
             defer { server.stop(timeout: .seconds(1)) }
-            let pool = ThriftClientPool<FollowServiceClient>(host: "127.0.0.1", port: server.port,
-                                                             configuration: .init(pool: .init(maxOpen: 1)))
+            let pool = followPool(server.port, maxOpen: 1)
             defer { pool.close() }
             for _ in 0..<2 {
                 #expect { try pool.withClient { try $0.isFollowing(a: -1, b: 0) } } throws: {
@@ -71,8 +70,7 @@ struct HandlerFailureTests {
     @Test func aBodyThatSwallowsAMidCallTimeoutCannotHandItsReplyOn() async throws {
         try await GreenThread.run {
             try withFollowServer { server in
-                let pool = ThriftClientPool<FollowServiceClient>(host: "127.0.0.1", port: server.port,
-                                                                 configuration: .init(pool: .init(maxOpen: 1)))
+                let pool = followPool(server.port, maxOpen: 1)
                 defer { pool.close() }
                 try pool.withClient { try $0.follow(follower: 1, followee: 2) }
                 // The timeout lands while the reply to sleep is awaited, and the body carries on.

@@ -11,8 +11,7 @@ struct ThriftServerTests {
     @Test func fiveHundredGreenletsShareTwentyConnectionsAndGetTheirOwnReplies() async throws {
         try await GreenThread.run {
             try withFollowServer { server in
-                let pool = ThriftClientPool<FollowServiceClient>(host: "127.0.0.1", port: server.port,
-                                                                 configuration: .init(pool: .init(maxOpen: 20)))
+                let pool = followPool(server.port, maxOpen: 20)
                 defer { pool.close() }
                 let callers = (0..<500).map { index in
                     spawn { () throws -> Bool in
@@ -37,8 +36,7 @@ struct ThriftServerTests {
     @Test func twoHundredSleepsOverlapInsteadOfQueueing() async throws {
         try await GreenThread.run {
             try withFollowServer { server in
-                let pool = ThriftClientPool<FollowServiceClient>(host: "127.0.0.1", port: server.port,
-                                                                 configuration: .init(pool: .init(maxOpen: 200)))
+                let pool = followPool(server.port, maxOpen: 200)
                 defer { pool.close() }
                 let started = ContinuousClock.now
                 let sleepers = (0..<200).map { _ in spawn { try pool.withClient { try $0.sleep(ms: 200) } } }
@@ -56,8 +54,7 @@ struct ThriftServerTests {
         try await GreenThread.run {
             try withFollowServer { server in
                 // One connection, so that a reused connection would be the very same one.
-                let pool = ThriftClientPool<FollowServiceClient>(host: "127.0.0.1", port: server.port,
-                                                                 configuration: .init(pool: .init(maxOpen: 1)))
+                let pool = followPool(server.port, maxOpen: 1)
                 defer { pool.close() }
                 try pool.withClient { try $0.follow(follower: 1, followee: 2) }
 
@@ -87,8 +84,8 @@ struct ThriftServerTests {
         try await GreenThread.run {
             let server = ThriftServer(configuration: .init(port: 0), processor: FollowServiceProcessor(service: InMemoryFollowService()))
             try server.start()
-            let idle = ThriftClientPool<FollowServiceClient>(host: "127.0.0.1", port: server.port, configuration: .init(pool: .init(maxOpen: 1)))
-            let busy = ThriftClientPool<FollowServiceClient>(host: "127.0.0.1", port: server.port, configuration: .init(pool: .init(maxOpen: 1)))
+            let idle = followPool(server.port, maxOpen: 1)
+            let busy = followPool(server.port, maxOpen: 1)
             defer { idle.close(); busy.close() }
             try idle.withClient { try $0.ping() }
             let call = spawn { try busy.withClient { try $0.sleep(ms: 300) } }

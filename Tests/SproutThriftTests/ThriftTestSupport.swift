@@ -84,3 +84,8 @@ func withFollowServer<T>(_ configuration: ThriftServer.Configuration = .init(por
     defer { server.stop(timeout: .seconds(1)) }
     return try body(server)
 }
+
+/// A pool of follow-service clients of the server on `port` (framed binary), at most `maxOpen` connections.
+func followPool(_ port: Int, maxOpen: Int) -> ThriftClientPool<FollowServiceClient> {
+    ThriftClientPool<FollowServiceClient>(host: "127.0.0.1", port: port, configuration: .init(pool: .init(maxOpen: maxOpen)))
+}
